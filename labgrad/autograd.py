@@ -1,0 +1,304 @@
+"""Reverse-mode automatic differentiation over the tape that eager ops record.
+
+Each op applied to a tensor that requires grad records a ``TapeNode``: the op, its inputs and
+attributes. ``backward`` walks these nodes in reverse topological order and calls each op's
+``backward`` rule. The rules are written with labgrad ops, so with ``create_graph=True`` the
+backward pass records a tape of its own, and gradients of gradients come for free.
+"""
+from __future__ import annotations
+
+import weakref
+from contextlib import ContextDecorator
+
+from . import dispatch
+from .errors import GradError, ShapeError
+
+
+class TapeNode:
+    """One recorded op application: the ``grad_fn`` of the tensor it produced.
+
+    It is also the ``ctx`` an op's ``backward`` rule receives: ``ctx.inputs``, ``ctx.attrs``,
+    ``ctx.output`` and ``ctx.needs_input_grad``.
+    """
+
+    __slots__ = ("op", "_inputs", "attrs", "_out", "_stamp", "hooks", "__weakref__")
+
+    def __init__(self, op, inputs, attrs, out):
+        self.op = op
+        self._inputs = inputs
+        self.attrs = attrs
+        self._out = out            # the output array, kept only for ops that use it (exp, tanh, ...)
+        self._stamp = dispatch.inplace_clock
+        self.hooks = None
+
+    @property
+    def name(self):
+        return self.op.name
+
+    @property
+    def inputs(self):
+        """The op's inputs (tensors and Python numbers), as they were when the op ran."""
+        inputs = self._inputs
+        if inputs is None:
+            raise _freed_error(self)
+        for i, x in enumerate(inputs):
+            if isinstance(x, Tensor) and x._modified_at > self._stamp:
+                raise GradError(
+                    f"backward of {self.op.name} needs its input {i} ({x.dtype}{list(x.shape)}), "
+                    f"but that tensor was modified in place after {self.op.name} used it, so its "
+                    f"old value is gone.\n  Use an out-of-place op instead (y = y + 1, not y += 1), "
+                    f"or change the tensor only after calling backward().")
+        return inputs
+
+    @property
+    def output(self):
+        """The op's output, as a tensor whose grad_fn is this node (so it is differentiable)."""
+        if self._out is None:
+            raise GradError(f"op {self.op.name} did not save its output; set saves_output=True in its definition")
+        t = Tensor._wrap(self._out, self._inputs[0]._backend if isinstance(self._inputs[0], Tensor) else None)
+        t._requires_grad = True
+        t.grad_fn = self
+        return t
+
+    @property
+    def needs_input_grad(self):
+        return tuple(isinstance(x, Tensor) and x.requires_grad for x in self._inputs)
+
+    @property
+    def next_functions(self):
+        """The nodes this node's gradients flow to (``None`` for leaves and constants)."""
+        return tuple(x.grad_fn if isinstance(x, Tensor) else None for x in self._inputs or ())
+
+    def register_hook(self, fn):
+        if self.hooks is None:
+            self.hooks = []
+        self.hooks.append(fn)
+        return _HookHandle(self.hooks, fn)
+
+    def free(self):
+        """Drop what backward needed; a second backward through this node will then refuse."""
+        self._inputs = None
+        self._out = None
+
+    def __repr__(self):
+        return f"<TapeNode {self.op.name}>"
+
+
+def _freed_error(node):
+    return GradError(
+        f"backward through {node.op.name} a second time: the values it saved were freed after "
+        f"the first backward() to save memory.\n  Call backward(retain_graph=True) the first time "
+        f"if you need to go back through the same graph again, or recompute the forward pass.")
+
+
+class _HookHandle:
+    def __init__(self, hooks, fn):
+        self._hooks, self._fn = hooks, fn
+
+    def remove(self):
+        if self._fn in self._hooks:
+            self._hooks.remove(self._fn)
+
+
+# ---------------------------------------------------------------- grad mode
+
+class _GradMode(ContextDecorator):
+    def __init__(self, enabled):
+        self.enabled = enabled
+
+    def __enter__(self):
+        self.prev = dispatch.grad_enabled
+        dispatch.grad_enabled = self.enabled
+        return self
+
+    def __exit__(self, *exc):
+        dispatch.grad_enabled = self.prev
+        return False
+
+
+def no_grad():
+    """Context manager (and decorator) in which ops record nothing: for inference and updates."""
+    return _GradMode(False)
+
+
+def enable_grad():
+    """Context manager (and decorator) that turns recording back on inside ``no_grad``."""
+    return _GradMode(True)
+
+
+def set_grad_enabled(mode: bool):
+    return _GradMode(bool(mode))
+
+
+def is_grad_enabled() -> bool:
+    return dispatch.grad_enabled
+
+
+# ---------------------------------------------------------------- the engine
+
+def topological_order(roots):
+    """Every node reachable from ``roots``, each before the nodes it depends on.
+
+    Iterative depth-first search: a chain of 100,000 ops must not hit Python's recursion limit.
+    """
+    order, seen = [], set()
+    stack = [(r, False) for r in reversed(roots)]
+    while stack:
+        node, expanded = stack.pop()
+        if expanded:
+            order.append(node)
+            continue
+        if node in seen:
+            continue
+        seen.add(node)
+        stack.append((node, True))
+        inputs = node._inputs
+        if inputs is None:
+            raise _freed_error(node)
+        for x in inputs:
+            fn = getattr(x, "grad_fn", None)
+            if fn is not None and fn not in seen:
+                stack.append((fn, False))
+    order.reverse()
+    return order
+
+
+def _run_backward(outputs, grad_outputs, retain_graph, create_graph, capture=None):
+    """The chain rule over the tape. Leaf gradients accumulate into ``.grad``, unless
+    ``capture`` (a dict of tensors) asks for them to be returned instead."""
+    grads = {}       # TapeNode -> gradient of its output
+    leaf_grads = {}  # id(leaf) -> (leaf, gradient), when capturing
+    captured_nodes = {} if capture is None else {x.grad_fn: x for x in capture if x.grad_fn is not None}
+
+    def deliver(x, g):
+        if x.grad_fn is not None:
+            prev = grads.get(x.grad_fn)
+            grads[x.grad_fn] = g if prev is None else prev + g
+        elif capture is not None:
+            if id(x) in capture_ids:
+                prev = leaf_grads.get(id(x))
+                leaf_grads[id(x)] = g if prev is None else prev + g
+        else:
+            if x._hooks:
+                for hook in x._hooks:
+                    out = hook(g)
+                    g = out if out is not None else g
+            x.grad = g if x.grad is None else x.grad + g
+
+    capture_ids = set() if capture is None else {id(x) for x in capture}
+    with _GradMode(create_graph):
+        for y, g in zip(outputs, grad_outputs):
+            deliver(y, g)
+        roots = [y.grad_fn for y in outputs if y.grad_fn is not None]
+        for node in topological_order(roots):
+            g = grads.pop(node, None)
+            if g is None:
+                continue
+            if node.hooks:
+                for hook in node.hooks:
+                    out = hook(g)
+                    g = out if out is not None else g
+            if node in captured_nodes:
+                leaf_grads[id(captured_nodes[node])] = g
+            inputs = node._inputs
+            if inputs is None:
+                raise _freed_error(node)
+            in_grads = node.op.backward(node, g)
+            for x, gx in zip(inputs, in_grads):
+                if gx is None or x.__class__ is not Tensor or not x.requires_grad:
+                    continue
+                if gx.shape != x.shape:
+                    gx = sum_to(gx, shape=x.shape)
+                deliver(x, gx)
+            if not retain_graph:
+                node.free()
+    return leaf_grads
+
+
+def backward(tensor, grad=None, retain_graph=False, create_graph=False):
+    """Compute the gradient of ``tensor`` with respect to every leaf that requires grad, and add
+    it to each leaf's ``.grad``. Called as ``loss.backward()``."""
+    if not tensor.requires_grad:
+        raise GradError(
+            "backward() on a tensor that does not require grad: nothing it depends on was created "
+            "with requires_grad=True (or it was computed inside no_grad()).\n  Create the inputs "
+            "you want gradients for with requires_grad=True.")
+    grad = _seed(tensor, grad)
+    _run_backward([tensor], [grad], retain_graph or create_graph, create_graph)
+
+
+def grad(outputs, inputs, grad_outputs=None, create_graph=False, retain_graph=None, allow_unused=False):
+    """Gradients of ``outputs`` with respect to ``inputs``, returned (not accumulated into ``.grad``).
+
+    With ``create_graph=True`` the result is itself differentiable: call ``grad`` on it again
+    for second and higher derivatives::
+
+        (dy,) = lg.grad(y, [x], create_graph=True)
+        (d2y,) = lg.grad(dy, [x])
+    """
+    outputs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
+    single = isinstance(inputs, Tensor)
+    inputs = [inputs] if single else list(inputs)
+    if grad_outputs is None:
+        grad_outputs = [None] * len(outputs)
+    elif isinstance(grad_outputs, Tensor):
+        grad_outputs = [grad_outputs]
+    for x in inputs:
+        if not isinstance(x, Tensor) or not x.requires_grad:
+            raise GradError(f"grad(): every input must be a tensor that requires grad; got {x!r}")
+    for y in outputs:
+        if not y.requires_grad:
+            raise GradError("grad(): an output does not depend on any input that requires grad")
+    seeds = [_seed(y, g) for y, g in zip(outputs, grad_outputs)]
+    retain = create_graph if retain_graph is None else retain_graph
+    got = _run_backward(outputs, seeds, retain, create_graph, capture=inputs)
+    result = []
+    for x in inputs:
+        g = got.get(id(x))
+        if g is None:
+            if not allow_unused:
+                raise GradError(
+                    f"grad(): input {x!r} was not used to compute the outputs, so it has no "
+                    f"gradient.\n  Pass allow_unused=True to get None for it.")
+        result.append(g)
+    return tuple(result)
+
+
+def _seed(y, g):
+    if g is None:
+        if y.size != 1:
+            raise GradError(
+                f"backward needs a starting gradient for a non-scalar output of shape "
+                f"{tuple(y.shape)}: pass grad=lg.ones_like(y), or reduce it to a scalar first "
+                f"(y.sum().backward()).")
+        return Tensor._wrap(y._backend.xp.ones(y.shape, dtype=y.dtype), y._backend)
+    if not isinstance(g, Tensor):
+        g = Tensor._wrap(y._backend.asarray(g, dtype=y.dtype), y._backend)
+    if g.shape != y.shape:
+        raise ShapeError(f"the starting gradient has shape {tuple(g.shape)} but the output has shape {tuple(y.shape)}")
+    return g
+
+
+def register_leaf_hook(tensor, fn):
+    if tensor._hooks is None:
+        tensor._hooks = []
+    tensor._hooks.append(fn)
+    return _HookHandle(tensor._hooks, fn)
+
+
+def retain_grad(tensor):
+    """Keep the gradient of a non-leaf tensor in its ``.grad`` during backward."""
+    if tensor.grad_fn is None:
+        return
+    ref = weakref.ref(tensor)
+
+    def store(g):
+        t = ref()
+        if t is not None:
+            t.grad = g if t.grad is None else t.grad + g
+
+    tensor.grad_fn.register_hook(store)
+
+
+from .tensor import Tensor  # noqa: E402
+from .ops.shape import sum_to  # noqa: E402

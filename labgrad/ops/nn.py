@@ -1,0 +1,91 @@
+"""Neural-network ops: softmax family and losses. Each is one op with a fused, stable forward
+and a backward written with labgrad ops."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import DTypeError, ShapeError
+from .registry import Aval, defop, fmt_shape, nbytes, numel
+from .reduce import sum_
+from .elementwise import exp
+
+
+@defop("nn", saves_output=True)
+class softmax:
+    def forward(xp, a, *, axis):
+        e = xp.exp(a - xp.max(a, axis=axis, keepdims=True))
+        return e / xp.sum(e, axis=axis, keepdims=True)
+
+    def infer(a, *, axis):
+        return Aval(a.shape, a.dtype)
+
+    def backward(ctx, g):
+        y, axis = ctx.output, ctx.attrs["axis"]
+        return (y * (g - sum_(g * y, axis=(axis,), keepdims=True)),)
+
+    def cost(a, *, axis):
+        return {"flops": 5 * numel(a.shape), "bytes": 2 * nbytes(a)}
+
+
+@defop("nn", saves_output=True)
+class log_softmax:
+    def forward(xp, a, *, axis):
+        shifted = a - xp.max(a, axis=axis, keepdims=True)
+        return shifted - xp.log(xp.sum(xp.exp(shifted), axis=axis, keepdims=True))
+
+    def infer(a, *, axis):
+        return Aval(a.shape, a.dtype)
+
+    def backward(ctx, g):
+        y, axis = ctx.output, ctx.attrs["axis"]
+        return (g - exp(y) * sum_(g, axis=(axis,), keepdims=True),)
+
+    def cost(a, *, axis):
+        return {"flops": 5 * numel(a.shape), "bytes": 2 * nbytes(a)}
+
+
+@defop("nn", differentiable=False)
+class one_hot:
+    def forward(xp, t, *, num_classes, dtype):
+        return (t[..., None] == xp.arange(num_classes)).astype(dtype)
+
+    def infer(t, *, num_classes, dtype):
+        return Aval(t.shape + (num_classes,), dtype)
+
+
+def _check_targets(logits, targets):
+    if targets.dtype.kind not in "iu":
+        raise DTypeError(f"cross_entropy: targets must be integer class indices, got dtype "
+                         f"{targets.dtype}; convert with targets.astype('int64') (probabilities "
+                         f"as targets are not supported)")
+    if logits.ndim != 2 or targets.ndim != 1 or (None not in (logits.shape[0], targets.shape[0])
+                                                 and logits.shape[0] != targets.shape[0]):
+        raise ShapeError(f"cross_entropy: expects logits of shape (N, C) and targets of shape "
+                         f"(N,), got {fmt_shape(logits.shape)} and {fmt_shape(targets.shape)}")
+
+
+@defop("nn")
+class cross_entropy:
+    """Mean negative log-likelihood of integer ``targets`` under ``softmax(logits)``.
+
+    One op rather than log_softmax + gather + mean, so its forward is stable and its
+    backward is the famous ``(softmax(logits) - one_hot(targets)) / N``.
+    """
+
+    def forward(xp, logits, targets):
+        shifted = logits - xp.max(logits, axis=1, keepdims=True)
+        logp = shifted - xp.log(xp.sum(xp.exp(shifted), axis=1, keepdims=True))
+        return -xp.mean(logp[xp.arange(logits.shape[0]), targets])
+
+    def infer(logits, targets):
+        _check_targets(logits, targets)
+        return Aval((), logits.dtype)
+
+    def backward(ctx, g):
+        logits, targets = ctx.inputs
+        n, c = logits.shape
+        p = softmax(logits, axis=1)
+        return (p - one_hot(targets, num_classes=c, dtype=logits.dtype)) * (g / n), None
+
+    def cost(logits, targets):
+        return {"flops": 6 * numel(logits.shape), "bytes": nbytes(logits) + nbytes(targets)}

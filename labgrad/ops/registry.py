@@ -1,0 +1,236 @@
+"""The op format: each operation is defined once, as data plus a few rules.
+
+An op is declared with ``@defop`` on a small namespace class::
+
+    @defop("elementwise", expr="({0} * {1})")
+    class mul:
+        def forward(xp, a, b):          # compute with numpy or cupy arrays
+            return xp.multiply(a, b)
+        def backward(ctx, g):           # written with labgrad ops, so it is differentiable
+            a, b = ctx.inputs
+            return g * b, g * a
+
+Rules an op may define (all plain functions, no ``self``):
+
+``forward(xp, *arrays, **attrs)``
+    The computation, with the backend's array module ``xp``. Python scalars arrive as scalars.
+``infer(*avals, **attrs) -> Aval``
+    Output shape and dtype from input avals, without computing anything. Elementwise,
+    reduce and other families have defaults. Used by static graphs and error messages.
+``backward(ctx, g) -> tuple``
+    One gradient per input (``None`` where there is none), written with labgrad ops. ``ctx``
+    has ``inputs``, ``attrs``, ``output`` and ``needs_input_grad``. Gradients may have the
+    broadcast shape; the interpreters reduce them to each input's shape with ``sum_to``.
+``cost(*avals, **attrs) -> dict``
+    Estimated ``flops`` and ``bytes`` moved, for the profiler and pass reports.
+``expr`` (elementwise only)
+    A template for fused kernels: ``{0}``, ``{1}`` are the inputs, ``{alpha}`` an attribute.
+    It uses infix ``+ - * /``, comparisons, and the functions ``exp log sqrt abs sin cos tanh
+    max min where pow logical_and logical_or logical_not`` only, so each code generator (Numba, CUDA) can translate it.
+
+Calling an op applies it: ``mul(x, y)`` is ``apply(mul, x, y)``, on eager tensors or graph
+symbols alike.
+"""
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+from numbers import Number
+
+import numpy as np
+
+from ..errors import DTypeError, ShapeError
+
+REGISTRY: dict[str, "Op"] = {}
+
+FAMILY_COLORS = {  # used by the visualizers; kept here so every view agrees
+    "elementwise": "#cfe8ff", "compare": "#eeeeee", "reduce": "#ffe2b8", "shape": "#e3f4d7",
+    "linalg": "#f8d0d0", "nn": "#e8d5f5", "creation": "#f5f5d0", "control": "#d7eef0",
+}
+
+
+class Aval:
+    """An abstract value: what is known about an array before it exists.
+
+    ``shape`` is a tuple of ints, with ``None`` for a size known only at run time.
+    """
+
+    __slots__ = ("shape", "dtype")
+
+    def __init__(self, shape, dtype):
+        self.shape = tuple(shape)
+        self.dtype = np.dtype(dtype)
+
+    @property
+    def ndim(self):
+        return len(self.shape)
+
+    def __eq__(self, other):
+        return isinstance(other, Aval) and self.shape == other.shape and self.dtype == other.dtype
+
+    def __hash__(self):
+        return hash((self.shape, self.dtype))
+
+    def __repr__(self):
+        dims = ", ".join("?" if d is None else str(d) for d in self.shape)
+        return f"{self.dtype.name}[{dims}]"
+
+
+def aval_of(x):
+    """The aval of a tensor, symbol or array; Python numbers stay numbers (weakly typed)."""
+    if isinstance(x, Number):
+        return x
+    if isinstance(x, Aval):
+        return x
+    return Aval(x.shape, x.dtype)
+
+
+def fmt_shape(shape) -> str:
+    return "(" + ", ".join("?" if d is None else str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
+
+
+class Op:
+    """One operation: its rules, and the metadata every interpreter reads."""
+
+    def __init__(self, name, family, forward, infer, backward=None, cost=None, expr=None,
+                 differentiable=True, saves_output=False, doc=None):
+        self.name = name
+        self.family = family
+        self.forward = forward
+        self.infer = infer
+        self.backward = backward
+        self.cost = cost
+        self.expr = expr
+        self.differentiable = differentiable and backward is not None
+        self.saves_output = saves_output
+        self.__doc__ = doc
+
+    def __call__(self, *inputs, **attrs):
+        from ..dispatch import apply
+
+        return apply(self, *inputs, **attrs)
+
+    def __repr__(self):
+        return f"<op {self.name}>"
+
+    def __reduce__(self):  # ops pickle (and copy) by name: there is one of each
+        return (get_op, (self.name,))
+
+
+def get_op(name: str) -> Op:
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise KeyError(f"no op named {name!r}; known ops: {', '.join(sorted(REGISTRY))}") from None
+
+
+# ---------------------------------------------------------------- default rules per family
+
+def broadcast_shapes(opname, *shapes):
+    """NumPy broadcasting over shapes that may contain ``None`` (unknown sizes)."""
+    ndim = max((len(s) for s in shapes), default=0)
+    out = []
+    for i in range(-ndim, 0):
+        dim = 1
+        for s in shapes:
+            d = s[i] if -i <= len(s) else 1
+            if d == 1:
+                continue
+            if dim == 1:
+                dim = d
+            elif d is None or dim is None:
+                dim = d if dim is None else dim
+            elif d != dim:
+                listed = " and ".join(fmt_shape(s) for s in shapes)
+                raise ShapeError(
+                    f"{opname}: cannot broadcast shapes {listed}: at axis {i} the sizes are "
+                    f"{dim} and {d}.\n  Broadcasting lines shapes up from the right; each pair of "
+                    f"sizes must be equal or one of them 1. Reshape one operand (e.g. x[:, None] "
+                    f"or x.reshape(...)) so the axes you mean to match line up.")
+        out.append(dim)
+    return tuple(out)
+
+
+@lru_cache(maxsize=4096)
+def _probe_dtype(forward, dtypes, attrs):
+    """The result dtype of an elementwise ``forward``, found by running it on 0-d arrays."""
+    args = [d if isinstance(d, (int, float, bool)) else np.ones((), d) for d in dtypes]
+    with np.errstate(all="ignore"):
+        return np.asarray(forward(np, *args, **dict(attrs))).dtype
+
+
+def elementwise_infer(op):
+    def infer(*avals, **attrs):
+        shapes = [a.shape for a in avals if isinstance(a, Aval)]
+        shape = broadcast_shapes(op.name, *shapes)
+        dtypes = tuple(a.dtype if isinstance(a, Aval) else a for a in avals)
+        try:
+            dtype = _probe_dtype(op.forward, dtypes, tuple(sorted(attrs.items())))
+        except TypeError as e:
+            raise DTypeError(f"{op.name}: cannot apply to dtypes "
+                             f"{', '.join(str(d) for d in dtypes)} ({e})") from None
+        return Aval(shape, dtype)
+    return infer
+
+
+def numel(shape) -> int:
+    return math.prod(1 if d is None else d for d in shape)
+
+
+def nbytes(aval) -> int:
+    return numel(aval.shape) * aval.dtype.itemsize if isinstance(aval, Aval) else 0
+
+
+def elementwise_cost(op, flops_per_element):
+    def cost(*avals, **attrs):
+        out = op.infer(*avals, **attrs)
+        n = numel(out.shape)
+        return {"flops": n * flops_per_element,
+                "bytes": sum(nbytes(a) for a in avals) + nbytes(out)}
+    return cost
+
+
+def memory_cost(op):
+    """Cost of an op that only moves data: no flops, bytes in + bytes out."""
+    def cost(*avals, **attrs):
+        out = op.infer(*avals, **attrs)
+        return {"flops": 0, "bytes": sum(nbytes(a) for a in avals) + nbytes(out)}
+    return cost
+
+
+def reduce_cost(op):
+    def cost(*avals, **attrs):
+        out = op.infer(*avals, **attrs)
+        return {"flops": numel(avals[0].shape), "bytes": nbytes(avals[0]) + nbytes(out)}
+    return cost
+
+
+# ---------------------------------------------------------------- the decorator
+
+def defop(family, *, expr=None, differentiable=True, saves_output=False, flops=1, name=None):
+    """Turn a namespace class of rules into a registered ``Op`` (see the module docstring)."""
+
+    def wrap(ns):
+        rules = ns.__dict__
+        opname = name or ns.__name__.rstrip("_")
+        if opname in REGISTRY:
+            raise ValueError(f"op {opname!r} is defined twice")
+        op = Op(opname, family, forward=rules["forward"], infer=rules.get("infer"),
+                backward=rules.get("backward"), cost=rules.get("cost"), expr=expr,
+                differentiable=differentiable, saves_output=saves_output, doc=ns.__doc__)
+        if op.infer is None:
+            if family in ("elementwise", "compare"):
+                op.infer = elementwise_infer(op)
+            else:
+                raise TypeError(f"op {opname!r} ({family}) needs an infer rule")
+        if op.cost is None:
+            if family in ("elementwise", "compare"):
+                op.cost = elementwise_cost(op, flops)
+            elif family == "reduce":
+                op.cost = reduce_cost(op)
+            else:
+                op.cost = memory_cost(op)
+        REGISTRY[opname] = op
+        return op
+
+    return wrap

@@ -1,0 +1,524 @@
+"""``Tensor``: an array on a device plus its place on the autograd tape.
+
+Operators and methods live in ``OpsMixin``, shared with the static graph's ``Symbol``: the same
+user code builds an eager tape or a static graph depending only on what flows through it.
+"""
+from __future__ import annotations
+
+from numbers import Number
+
+import numpy as np
+
+from . import dispatch
+from .backends import CPU, get_backend, parse_device
+from .dispatch import apply
+from .errors import DTypeError, GradError, ShapeError
+from .ops import elementwise as ew, linalg, nn, reduce as red, shape as sh
+from .ops.registry import fmt_shape
+
+_default_float = np.dtype(np.float32)
+
+
+def get_default_dtype():
+    return _default_float
+
+
+def set_default_dtype(dtype):
+    """The dtype of tensors made from Python floats (float32 unless you change it)."""
+    global _default_float
+    dtype = np.dtype(dtype)
+    if dtype.kind != "f":
+        raise DTypeError(f"the default dtype must be a floating dtype, not {dtype}")
+    _default_float = dtype
+
+
+def _shape_arg(shape):
+    """Accept ``f(2, 3)`` and ``f((2, 3))`` alike."""
+    if len(shape) == 1 and not isinstance(shape[0], (int, np.integer)) and shape[0] is not None:
+        shape = tuple(shape[0])
+    return tuple(None if d is None else int(d) for d in shape)
+
+
+def resolve_shape(old, new, opname="reshape"):
+    """Replace a ``-1`` in ``new`` with the size that keeps the element count."""
+    if sum(1 for d in new if d == -1) > 1:
+        raise ShapeError(f"{opname}: only one size can be -1, got {fmt_shape(new)}")
+    if -1 not in new:
+        return new
+    if any(d is None for d in old) or any(d is None for d in new):
+        return tuple(None if d == -1 else d for d in new)
+    known = int(np.prod([d for d in new if d != -1]))
+    total = int(np.prod(old))
+    if known == 0 or total % known:
+        raise ShapeError(f"{opname}: cannot reshape {fmt_shape(old)} ({total} elements) to "
+                         f"{fmt_shape(new)}: {total} is not a multiple of {known}")
+    return tuple(total // known if d == -1 else d for d in new)
+
+
+def _axis(axis, dim):
+    if dim is not None:
+        if axis is not None:
+            raise TypeError("pass axis= or its alias dim=, not both")
+        return dim
+    return axis
+
+
+class OpsMixin:
+    """The operator surface shared by ``Tensor`` and graph ``Symbol``: needs ``shape``, ``dtype``."""
+
+    __slots__ = ()
+    __array_ufunc__ = None  # numpy_array + tensor -> Tensor.__radd__, not an object array
+
+    @property
+    def ndim(self):
+        return len(self.shape)
+
+    # ---- arithmetic
+    def __add__(self, other): return apply(ew.add, self, other)
+    def __radd__(self, other): return apply(ew.add, other, self)
+    def __sub__(self, other): return apply(ew.sub, self, other)
+    def __rsub__(self, other): return apply(ew.sub, other, self)
+    def __mul__(self, other): return apply(ew.mul, self, other)
+    def __rmul__(self, other): return apply(ew.mul, other, self)
+    def __truediv__(self, other): return apply(ew.div, self, other)
+    def __rtruediv__(self, other): return apply(ew.div, other, self)
+    def __pow__(self, other): return apply(ew.pow_, self, other)
+    def __rpow__(self, other): return apply(ew.pow_, other, self)
+    def __matmul__(self, other): return apply(linalg.matmul, self, other)
+    def __rmatmul__(self, other): return apply(linalg.matmul, other, self)
+    def __neg__(self): return apply(ew.neg, self)
+    def __pos__(self): return self
+    def __abs__(self): return apply(ew.abs_, self)
+
+    # ---- comparisons (bool results, no gradient)
+    def __lt__(self, other): return apply(ew.lt, self, other)
+    def __le__(self, other): return apply(ew.le, self, other)
+    def __gt__(self, other): return apply(ew.gt, self, other)
+    def __ge__(self, other): return apply(ew.ge, self, other)
+    def __eq__(self, other): return apply(ew.eq, self, other)
+    def __ne__(self, other): return apply(ew.ne, self, other)
+    __hash__ = object.__hash__
+    def __and__(self, other): return apply(ew.logical_and, self, other)
+    def __or__(self, other): return apply(ew.logical_or, self, other)
+    def __invert__(self): return apply(ew.logical_not, self)
+
+    # ---- elementwise functions
+    def exp(self): return apply(ew.exp, self)
+    def log(self): return apply(ew.log, self)
+    def sqrt(self): return apply(ew.sqrt, self)
+    def abs(self): return apply(ew.abs_, self)
+    def sin(self): return apply(ew.sin, self)
+    def cos(self): return apply(ew.cos, self)
+    def tanh(self): return apply(ew.tanh, self)
+    def sigmoid(self): return apply(ew.sigmoid, self)
+    def relu(self): return apply(ew.relu, self)
+    def sign(self): return apply(ew.sign, self)
+
+    def clip(self, min=None, max=None):
+        return apply(ew.clip, self, lo=min, hi=max)
+
+    clamp = clip
+
+    def astype(self, dtype):
+        dtype = np.dtype(dtype)
+        return self if dtype == self.dtype else apply(ew.cast, self, dtype=dtype)
+
+    def float(self): return self.astype(np.float32)
+    def double(self): return self.astype(np.float64)
+    def long(self): return self.astype(np.int64)
+
+    # ---- reductions
+    def _reduce(self, op, axis, keepdims, **attrs):
+        return apply(op, self, axis=red.normalize_axis(axis, self.ndim, op.name), keepdims=bool(keepdims), **attrs)
+
+    def sum(self, axis=None, keepdims=False, *, dim=None):
+        return self._reduce(red.sum_, _axis(axis, dim), keepdims)
+
+    def mean(self, axis=None, keepdims=False, *, dim=None):
+        return self._reduce(red.mean, _axis(axis, dim), keepdims)
+
+    def max(self, axis=None, keepdims=False, *, dim=None):
+        return self._reduce(red.max_, _axis(axis, dim), keepdims)
+
+    def min(self, axis=None, keepdims=False, *, dim=None):
+        return self._reduce(red.min_, _axis(axis, dim), keepdims)
+
+    def var(self, axis=None, keepdims=False, ddof=0, *, dim=None):
+        return self._reduce(red.var, _axis(axis, dim), keepdims, ddof=int(ddof))
+
+    def std(self, axis=None, keepdims=False, ddof=0, *, dim=None):
+        return self.var(axis, keepdims, ddof, dim=dim).sqrt()
+
+    def logsumexp(self, axis=None, keepdims=False, *, dim=None):
+        return self._reduce(red.logsumexp, _axis(axis, dim), keepdims)
+
+    def softmax(self, axis=-1, *, dim=None):
+        return apply(nn.softmax, self, axis=red.normalize_axis(_axis(axis, dim), self.ndim)[0])
+
+    def log_softmax(self, axis=-1, *, dim=None):
+        return apply(nn.log_softmax, self, axis=red.normalize_axis(_axis(axis, dim), self.ndim)[0])
+
+    # ---- shape
+    def reshape(self, *shape):
+        shape = resolve_shape(self.shape, _shape_arg(shape))
+        return self if shape == tuple(self.shape) else apply(sh.reshape, self, shape=shape)
+
+    view = reshape
+
+    def flatten(self, start_axis=0):
+        start = start_axis % max(self.ndim, 1)
+        return self.reshape(tuple(self.shape[:start]) + (-1,))
+
+    def transpose(self, *axes):
+        if not axes or axes == (None,):
+            axes = tuple(reversed(range(self.ndim)))
+        elif len(axes) == 1 and not isinstance(axes[0], int):
+            axes = tuple(axes[0])
+        if len(axes) == 2 and self.ndim != 2:   # PyTorch's transpose(dim0, dim1)
+            perm = list(range(self.ndim))
+            i, j = (a % self.ndim for a in axes)
+            perm[i], perm[j] = perm[j], perm[i]
+            axes = tuple(perm)
+        axes = tuple(a % self.ndim for a in axes)
+        if sorted(axes) != list(range(self.ndim)):
+            raise ShapeError(f"transpose: {axes} is not a permutation of the {self.ndim} axes of {fmt_shape(self.shape)}")
+        return apply(sh.transpose, self, axes=axes)
+
+    def permute(self, *axes):
+        return self.transpose(*axes)
+
+    @property
+    def T(self):
+        return self.transpose()
+
+    @property
+    def mT(self):
+        return linalg.matrix_transpose(self)
+
+    def swapaxes(self, a, b):
+        perm = list(range(self.ndim))
+        perm[a], perm[b] = perm[b], perm[a]
+        return apply(sh.transpose, self, axes=tuple(perm))
+
+    def squeeze(self, axis=None, *, dim=None):
+        axis = _axis(axis, dim)
+        if axis is None:
+            axes = tuple(i for i, d in enumerate(self.shape) if d == 1)
+        else:
+            axes = red.normalize_axis(axis, self.ndim, "squeeze")
+            bad = [a for a in axes if self.shape[a] != 1]
+            if bad:
+                raise ShapeError(f"squeeze: axis {bad[0]} of {fmt_shape(self.shape)} has size "
+                                 f"{self.shape[bad[0]]}, not 1; only size-1 axes can be squeezed")
+        return apply(sh.squeeze, self, axis=axes) if axes else self
+
+    def unsqueeze(self, axis, *, dim=None):
+        axis = _axis(axis, dim)
+        axes = (axis,) if isinstance(axis, int) else tuple(axis)
+        n = self.ndim + len(axes)
+        return apply(sh.unsqueeze, self, axis=tuple(sorted(a % n for a in axes)))
+
+    expand_dims = unsqueeze
+
+    def broadcast_to(self, *shape):
+        shape = _shape_arg(shape)
+        shape = tuple(old if new == -1 else new for old, new in
+                      zip((None,) * (len(shape) - self.ndim) + tuple(self.shape), shape))
+        return self if shape == tuple(self.shape) else apply(sh.broadcast_to, self, shape=shape)
+
+    expand = broadcast_to
+
+    def __getitem__(self, index):
+        return apply(sh.getitem, self, index=normalize_index(index, self))
+
+    def matmul(self, other):
+        return apply(linalg.matmul, self, other)
+
+    def dot(self, other):
+        return apply(linalg.matmul, self, other)
+
+
+def normalize_index(index, x):
+    """A hashable-ish tuple index with tensors and lists turned into backend arrays."""
+    if not isinstance(index, tuple):
+        index = (index,)
+    backend = getattr(x, "_backend", CPU)
+    out = []
+    for i in index:
+        if isinstance(i, Tensor):
+            if i.dtype.kind not in "iub":
+                raise DTypeError(f"indexing with a {i.dtype} tensor: index tensors must hold integers or bools")
+            i = i.data
+        elif isinstance(i, (list, np.ndarray)):
+            i = backend.asarray(i)
+            if i.dtype.kind not in "iub":
+                raise DTypeError(f"indexing with a {i.dtype} array: indices must be integers or bools")
+        elif isinstance(i, np.integer):
+            i = int(i)
+        out.append(i)
+    return tuple(out)
+
+
+class Tensor(OpsMixin):
+    """An n-dimensional array on a device, which can record how it was computed.
+
+    >>> x = lg.tensor([1.0, 2.0], requires_grad=True)
+    >>> (x * x).sum().backward(); x.grad
+    tensor([2., 4.])
+    """
+
+    __slots__ = ("data", "_requires_grad", "grad", "grad_fn", "name", "_backend", "_hooks",
+                 "_modified_at", "__weakref__")
+
+    def __init__(self, data, dtype=None, device=None, requires_grad=False, name=None):
+        if isinstance(data, Tensor):
+            data = data.data
+        backend = get_backend(device) if device is not None else (
+            CPU if not hasattr(data, "__cuda_array_interface__") else get_backend(f"cuda:{data.device.id}"))
+        if dtype is None and not hasattr(data, "dtype"):
+            probe = np.asarray(data)
+            dtype = _default_float if probe.dtype.kind == "f" else None
+            data = probe
+        self.data = backend.asarray(data, dtype=None if dtype is None else np.dtype(dtype))
+        self._backend = backend
+        self.grad = None
+        self.grad_fn = None
+        self.name = name
+        self._hooks = None
+        self._modified_at = 0
+        self._requires_grad = False
+        self.requires_grad = requires_grad
+
+    @classmethod
+    def _wrap(cls, data, backend=None):
+        """A Tensor around an existing array: no copy, no checks (the engine's fast path)."""
+        t = object.__new__(cls)
+        t.data = data
+        t._backend = backend or CPU
+        t._requires_grad = False
+        t.grad = t.grad_fn = t.name = t._hooks = None
+        t._modified_at = 0
+        return t
+
+    # ---- properties
+    @property
+    def requires_grad(self):
+        return self._requires_grad
+
+    @requires_grad.setter
+    def requires_grad(self, value):
+        if value and self.dtype.kind not in "fc":
+            raise DTypeError(f"only floating-point tensors can require gradients; this one is "
+                             f"{self.dtype}. Convert it first: x = x.astype('float32')")
+        if not value and self.grad_fn is not None:
+            raise GradError("cannot turn off requires_grad on a computed tensor; use y.detach()")
+        self._requires_grad = bool(value)
+
+    def requires_grad_(self, value=True):
+        self.requires_grad = value
+        return self
+
+    @property
+    def shape(self):
+        return self.data.shape
+
+    @property
+    def dtype(self):
+        return self.data.dtype
+
+    @property
+    def size(self):
+        return self.data.size
+
+    @property
+    def device(self):
+        return self._backend.device
+
+    @property
+    def is_leaf(self):
+        return self.grad_fn is None
+
+    def __len__(self):
+        if not self.shape:
+            raise TypeError("len() of a 0-d tensor")
+        return self.shape[0]
+
+    def __iter__(self):
+        for i in range(len(self)):
+            yield self[i]
+
+    # ---- conversion
+    def numpy(self):
+        """The values as a NumPy array (copied from the GPU when needed)."""
+        return self._backend.to_numpy(self.data)
+
+    def __array__(self, dtype=None, copy=None):
+        a = self.numpy()
+        return a if dtype is None else a.astype(dtype)
+
+    def item(self):
+        if self.size != 1:
+            raise ValueError(f"item() needs a tensor with one element, this one has shape {tuple(self.shape)}")
+        return self.numpy().reshape(()).item()
+
+    def tolist(self):
+        return self.numpy().tolist()
+
+    def __bool__(self):
+        if self.size != 1:
+            raise ValueError(f"the truth value of a tensor with {self.size} elements is ambiguous; "
+                             f"use (x > 0).any() style reductions, or .item() on a single element")
+        return bool(self.item())
+
+    def __float__(self): return float(self.item())
+    def __int__(self): return int(self.item())
+
+    def __index__(self):
+        if self.dtype.kind not in "iu":
+            raise TypeError(f"only integer tensors can be used as an index, not {self.dtype}")
+        return int(self.item())
+
+    def __format__(self, spec):
+        return format(self.item(), spec) if spec and self.size == 1 else format(str(self), spec)
+
+    def any(self):
+        return bool(self._backend.xp.any(self.data))
+
+    def all(self):
+        return bool(self._backend.xp.all(self.data))
+
+    def detach(self):
+        """The same values, cut off from the tape (shares memory)."""
+        return Tensor._wrap(self.data, self._backend)
+
+    def clone(self):
+        return self + 0 if self._requires_grad else Tensor._wrap(self.data.copy(), self._backend)
+
+    def to(self, target):
+        """Move to a device (``"cpu"``, ``"cuda:0"``) or change dtype; differentiable."""
+        try:
+            dev = parse_device(target)
+        except (TypeError, ValueError):
+            return self.astype(target)
+        from .ops.device import transfer
+
+        return self if dev == self.device else transfer(self, dev)
+
+    def cpu(self):
+        return self.to("cpu")
+
+    def cuda(self, index=0):
+        return self.to(f"cuda:{index}")
+
+    # ---- autograd
+    def backward(self, grad=None, retain_graph=False, create_graph=False):
+        """Accumulate d(self)/d(leaf) into the ``.grad`` of every leaf that requires grad."""
+        from .autograd import backward
+
+        backward(self, grad, retain_graph=retain_graph, create_graph=create_graph)
+
+    def register_hook(self, fn):
+        """Call ``fn(grad)`` when this tensor's gradient is computed; a returned value replaces it."""
+        from .autograd import register_leaf_hook
+
+        if not self.requires_grad:
+            raise GradError("register_hook on a tensor that does not require grad")
+        return register_leaf_hook(self, fn) if self.grad_fn is None else self.grad_fn.register_hook(fn)
+
+    def retain_grad(self):
+        from .autograd import retain_grad
+
+        retain_grad(self)
+        return self
+
+    # ---- in-place updates
+    def _inplace(self, op, other):
+        if dispatch.grad_enabled and (self._requires_grad or getattr(other, "_requires_grad", False)):
+            if self.grad_fn is None and self._requires_grad:
+                why = ("it is a leaf that requires grad: changing it in place would change the value "
+                       "its gradient is taken at")
+            else:
+                why = "it is part of the recorded graph"
+            raise GradError(f"in-place {op.name} on a tensor that requires grad is not allowed: {why}.\n"
+                            f"  Write y = y {_SYMBOL.get(op.name, op.name)} ... to make a new tensor, or "
+                            f"update it inside `with lg.no_grad():` (as optimizers do).")
+        with_grad, dispatch.grad_enabled = dispatch.grad_enabled, False
+        try:
+            result = apply(op, self, other)
+        finally:
+            dispatch.grad_enabled = with_grad
+        if result.shape != self.shape:
+            raise ShapeError(f"in-place {op.name}: the result has shape {tuple(result.shape)} but the "
+                             f"tensor has shape {tuple(self.shape)}; an in-place op cannot change shape")
+        self._set_data(result.data)
+        return self
+
+    def _set_data(self, array):
+        xp = self._backend.xp
+        if array.dtype != self.dtype:
+            if not xp.can_cast(array.dtype, self.dtype, casting="same_kind"):
+                raise DTypeError(f"an in-place op would turn this {self.dtype} tensor into {array.dtype}")
+        self.data[...] = array
+        dispatch.inplace_clock += 1
+        self._modified_at = dispatch.inplace_clock
+
+    def __iadd__(self, other): return self._inplace(ew.add, other)
+    def __isub__(self, other): return self._inplace(ew.sub, other)
+    def __imul__(self, other): return self._inplace(ew.mul, other)
+    def __itruediv__(self, other): return self._inplace(ew.div, other)
+
+    def __setitem__(self, index, value):
+        if dispatch.grad_enabled and self._requires_grad:
+            raise GradError("assigning into a tensor that requires grad is not allowed; build a new "
+                            "tensor (e.g. with lg.where) or assign inside `with lg.no_grad():`")
+        value = value.data if isinstance(value, Tensor) else value
+        self.data[normalize_index(index, self)] = value
+        dispatch.inplace_clock += 1
+        self._modified_at = dispatch.inplace_clock
+
+    def zero_(self):
+        return self.fill_(0)
+
+    def fill_(self, value):
+        with_grad, dispatch.grad_enabled = dispatch.grad_enabled, False
+        try:
+            self._set_data(self._backend.xp.full(self.shape, value, dtype=self.dtype))
+        finally:
+            dispatch.grad_enabled = with_grad
+        return self
+
+    def copy_(self, src):
+        src = src.data if isinstance(src, Tensor) else src
+        self._set_data(self._backend.asarray(src))
+        return self
+
+    # ---- printing
+    def __repr__(self):
+        data = self.numpy()
+        body = np.array2string(data, separator=", ", precision=4, prefix="tensor(",
+                               floatmode="maxprec_equal" if data.dtype.kind == "f" else "maxprec")
+        extras = []
+        if data.dtype != _default_float and not (data.dtype.kind in "b" or data.dtype == np.int64):
+            extras.append(f"dtype={data.dtype}")
+        elif data.dtype.kind in "iub" and data.size == 0:
+            extras.append(f"dtype={data.dtype}")
+        if self.device.type != "cpu":
+            extras.append(f"device='{self.device}'")
+        if self.grad_fn is not None:
+            extras.append(f"grad_fn=<{self.grad_fn.op.name}>")
+        elif self._requires_grad:
+            extras.append("requires_grad=True")
+        if self.name:
+            extras.append(f"name={self.name!r}")
+        return "tensor(" + body + "".join(", " + e for e in extras) + ")"
+
+    __str__ = __repr__
+
+
+_SYMBOL = {"add": "+", "sub": "-", "mul": "*", "div": "/"}
+
+
+from . import autograd as _autograd  # noqa: E402
+
+dispatch.Tensor = Tensor
+dispatch.TapeNode = _autograd.TapeNode
