@@ -163,9 +163,10 @@ def topological_order(roots):
     return order
 
 
-def _run_backward(outputs, grad_outputs, retain_graph, create_graph, capture=None):
+def _run_backward(outputs, grad_outputs, retain_graph, create_graph, capture=None, on_step=None):
     """The chain rule over the tape. Leaf gradients accumulate into ``.grad``, unless
-    ``capture`` (a dict of tensors) asks for them to be returned instead."""
+    ``capture`` (a list of tensors) asks for them to be returned instead. ``on_step(node,
+    grad_out, input_grads)`` is called after each node, for tools that show the process."""
     grads = {}       # TapeNode -> gradient of its output
     leaf_grads = {}  # id(leaf) -> (leaf, gradient), when capturing
     captured_nodes = {} if capture is None else {x.grad_fn: x for x in capture if x.grad_fn is not None}
@@ -210,6 +211,8 @@ def _run_backward(outputs, grad_outputs, retain_graph, create_graph, capture=Non
                 if gx.shape != x.shape:
                     gx = sum_to(gx, shape=x.shape)
                 deliver(x, gx)
+            if on_step is not None:
+                on_step(node, g, in_grads)
             if not retain_graph:
                 node.free()
     return leaf_grads
@@ -225,6 +228,21 @@ def backward(tensor, grad=None, retain_graph=False, create_graph=False):
             "you want gradients for with requires_grad=True.")
     grad = _seed(tensor, grad)
     _run_backward([tensor], [grad], retain_graph or create_graph, create_graph)
+
+
+def backward_steps(tensor, grad=None):
+    """Run ``tensor.backward(retain_graph=True)`` and return what happened, node by node.
+
+    Each step is ``(node, grad_out, input_grads)`` in the order the engine ran them: the gradient
+    arriving at the node's output, and the gradient it sent to each input (``None`` where none
+    is needed). Used by the backprop stepper; leaves' ``.grad`` accumulate as in ``backward``.
+    """
+    if not tensor.requires_grad:
+        raise GradError("backward_steps() on a tensor that does not require grad")
+    steps = []
+    _run_backward([tensor], [_seed(tensor, grad)], True, False,
+                  on_step=lambda node, g, gs: steps.append((node, g, tuple(gs))))
+    return steps
 
 
 def grad(outputs, inputs, grad_outputs=None, create_graph=False, retain_graph=None, allow_unused=False):
