@@ -1,0 +1,49 @@
+# Two commands matter: `make lab` and `make test`. See README.md.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PIP := $(BIN)/python -m pip
+PIP_FLAGS ?= --quiet --disable-pip-version-check
+PYTEST ?= $(BIN)/python -m pytest -n 2 --dist loadscope
+PYTEST_ARGS ?= tests
+# Jupyter refuses to run as root unless told to (containers, CI machines).
+LAB_ARGS ?= --ip=127.0.0.1 $(if $(filter 0,$(shell id -u)),--allow-root)
+# Run with the venv's bin/ first on PATH, as if activated, so that programs installed there
+# (graphviz-pure, jupyter) are found by the code under test and by notebook kernels.
+RUN := PATH="$(abspath $(BIN)):$$PATH"
+
+.PHONY: all lab install install-test test bench clean distclean
+
+all: test
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+# Stamp files: reinstall only when pyproject.toml changes.
+$(VENV)/.installed-course: pyproject.toml | $(BIN)/python
+	$(PIP) install $(PIP_FLAGS) -e '.[course]'
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	$(PIP) install $(PIP_FLAGS) -e '.[test]'
+	touch $@
+
+install: $(VENV)/.installed-course
+
+install-test: $(VENV)/.installed-test
+
+lab: install
+	$(RUN) $(BIN)/jupyter lab course/ $(LAB_ARGS)
+
+test: install-test
+	$(RUN) $(PYTEST) $(PYTEST_ARGS)
+
+bench: install
+	$(RUN) $(BIN)/python benchmarks/run_all.py
+
+clean:
+	rm -rf build dist *.egg-info .pytest_cache .hypothesis
+	find . -path ./$(VENV) -prune -o \( -name __pycache__ -o -name .ipynb_checkpoints \) -type d -prune -exec rm -rf {} +
+
+distclean: clean
+	rm -rf $(VENV)
