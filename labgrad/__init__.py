@@ -11,7 +11,8 @@ from .backends import Device, available_devices  # noqa: F401
 from .backends import parse_device as device  # noqa: F401
 from .tensor import Tensor, get_default_dtype, set_default_dtype  # noqa: F401
 from .dispatch import apply  # noqa: F401
-from .autograd import enable_grad, grad, is_grad_enabled, no_grad, set_grad_enabled  # noqa: F401
+from .autograd import (enable_grad, grad, is_grad_enabled, name_scope, no_grad,  # noqa: F401
+                       set_grad_enabled)
 from .random import manual_seed  # noqa: F401
 from .creation import (arange, as_tensor, empty, eye, full, full_like, linspace, ones,  # noqa: F401
                        ones_like, rand, rand_like, randint, randn, randn_like, tensor, uniform,

@@ -21,7 +21,7 @@ class TapeNode:
     ``ctx.output`` and ``ctx.needs_input_grad``.
     """
 
-    __slots__ = ("op", "_inputs", "attrs", "_out", "_stamp", "hooks", "__weakref__")
+    __slots__ = ("op", "_inputs", "attrs", "_out", "_stamp", "hooks", "scope", "__weakref__")
 
     def __init__(self, op, inputs, attrs, out):
         self.op = op
@@ -30,6 +30,7 @@ class TapeNode:
         self._out = out            # the output array, kept only for ops that use it (exp, tanh, ...)
         self._stamp = dispatch.inplace_clock
         self.hooks = None
+        self.scope = dispatch.scope
 
     @property
     def name(self):
@@ -124,6 +125,29 @@ def no_grad():
 def enable_grad():
     """Context manager (and decorator) that turns recording back on inside ``no_grad``."""
     return _GradMode(True)
+
+
+class name_scope(ContextDecorator):
+    """Label the ops recorded inside with a scope name, nested as ``"outer/inner"``.
+
+    Visualizers group nodes by scope, which keeps a 300-op graph readable; ``nn.Module`` opens
+    one scope per module call::
+
+        with lg.name_scope("encoder"):
+            h = F.relu(x @ w)
+    """
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def __enter__(self):
+        self.prev = dispatch.scope
+        dispatch.scope = self.name if self.prev is None else f"{self.prev}/{self.name}"
+        return self
+
+    def __exit__(self, *exc):
+        dispatch.scope = self.prev
+        return False
 
 
 def set_grad_enabled(mode: bool):

@@ -19,6 +19,7 @@ from .errors import DeviceError, DTypeError, LabgradError, ShapeError, format_lo
 
 grad_enabled = True   # switched by no_grad / enable_grad (see autograd.py)
 inplace_clock = 0     # counts in-place changes; lets backward detect a modified saved tensor
+scope = None          # the current name scope ("block1/attn"), recorded on each tape node
 _hooks: list = []     # objects with on_op(op, inputs, attrs, run) -> output
 
 _SCALARS = (float, int, bool)
@@ -72,6 +73,7 @@ def _apply(op, inputs, attrs):
         node._out = out if op.saves_output else None
         node._stamp = inplace_clock
         node.hooks = None
+        node.scope = scope
         t._requires_grad = True
         t.grad_fn = node
     else:
