@@ -8,8 +8,9 @@ from __future__ import annotations
 import numpy as np
 
 from .dispatch import apply
-from .errors import ShapeError
-from .ops import elementwise as ew, linalg, nn, reduce as red, shape as sh
+from .errors import ShapeError, format_location, user_location
+from .ops import conv, elementwise as ew, linalg, nn, reduce as red, shape as sh
+from .random import generator
 from .tensor import OpsMixin, Tensor, _axis
 
 
@@ -141,6 +142,122 @@ def linear(x, weight, bias=None):
     """``x @ weight + bias``; ``weight`` has shape (in_features, out_features)."""
     y = apply(linalg.matmul, x, weight)
     return y if bias is None else y + bias
+
+
+# ---- convolution, pooling, dropout: compositions of unfold with matmul or a reduction
+def _pair(value, what, opname, minimum):
+    """``3`` or ``(3, 3)`` -> ``(3, 3)``, checked to be ints >= ``minimum``."""
+    pair = (value, value) if isinstance(value, (int, np.integer)) else tuple(value)
+    if len(pair) != 2 or not all(isinstance(v, (int, np.integer)) and v >= minimum for v in pair):
+        raise ValueError(f"{opname}: {what} must be an int >= {minimum} or a pair of them, got {value!r}")
+    return int(pair[0]), int(pair[1])
+
+
+def _check_image(opname, x, what="input"):
+    if x.ndim != 4:
+        hint = (" For a single image of shape (C, H, W), add a batch axis: x[None]." if x.ndim == 3
+                else " Reshape it to (N, C, H, W).")
+        raise ShapeError(f"{opname}: the {what} must be a batch of images of shape (N, C, H, W), got "
+                         f"shape {sh.fmt_shape(x.shape)}.{hint}{format_location(user_location())}")
+
+
+def _window_attrs(opname, x, kernel_size, stride, padding, dilation):
+    """Canonical ``unfold`` attributes, checked against the input's height and width."""
+    attrs = {"kernel_size": _pair(kernel_size, "kernel_size", opname, 1),
+             "stride": _pair(stride, "stride", opname, 1),
+             "padding": _pair(padding, "padding", opname, 0),
+             "dilation": _pair(dilation, "dilation", opname, 1)}
+    try:
+        out = conv._window_counts(opname, tuple(x.shape[-2:]), **attrs)
+    except ShapeError as e:
+        raise ShapeError(f"{e}{format_location(user_location())}") from None
+    return attrs, out
+
+
+def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1):
+    """2-D convolution (really cross-correlation, as in every framework), NCHW like PyTorch.
+
+    ``x`` is (N, C_in, H, W), ``weight`` is (C_out, C_in, kh, kw), ``bias`` is (C_out,).
+    It is built from ops autograd already knows: ``unfold`` copies each window into a column,
+    then one matrix product applies every filter to every window::
+
+        cols = unfold(x)                       # (N, C_in*kh*kw, OH*OW)
+        y = weight.reshape(C_out, -1) @ cols   # (N, C_out, OH*OW)
+    """
+    x, weight = _t(x), _t(weight)
+    _check_image("conv2d", x)
+    if weight.ndim != 4:
+        raise ShapeError(f"conv2d: the weight must have shape (C_out, C_in, kh, kw), got "
+                         f"{sh.fmt_shape(weight.shape)}{format_location(user_location())}")
+    c_out, c_in = weight.shape[0], weight.shape[1]
+    if None not in (x.shape[1], c_in) and x.shape[1] != c_in:
+        raise ShapeError(
+            f"conv2d: the input has {x.shape[1]} channels (shape {sh.fmt_shape(x.shape)}) but the "
+            f"weight expects {c_in} (shape {sh.fmt_shape(weight.shape)}, i.e. (C_out, C_in, kh, kw))."
+            f"{format_location(user_location())}\n  Axis 1 of the input must equal axis 1 of the weight; "
+            f"check the layer's in_channels, or that the input is NCHW rather than NHWC.")
+    if bias is not None:
+        bias = _t(bias)
+        if tuple(bias.shape) != (c_out,):
+            raise ShapeError(f"conv2d: the bias must have shape ({c_out},), one value per output "
+                             f"channel, got {sh.fmt_shape(bias.shape)}{format_location(user_location())}")
+    attrs, (oh, ow) = _window_attrs("conv2d", x, weight.shape[2:], stride, padding, dilation)
+    cols = apply(conv.unfold, x, **attrs)
+    y = apply(linalg.matmul, weight.reshape(c_out, -1), cols).reshape(-1, c_out, oh, ow)
+    return y if bias is None else y + bias.reshape(c_out, 1, 1)
+
+
+def _pool_windows(opname, x, kernel_size, stride, padding, dilation, pad_value):
+    """The windows of ``x`` as (N, C, kh*kw, OH, OW), padded with ``pad_value``."""
+    x = _t(x)
+    _check_image(opname, x)
+    attrs, (oh, ow) = _window_attrs(opname, x, kernel_size, kernel_size if stride is None else stride,
+                                    padding, dilation)
+    (kh, kw), (ph, pw) = attrs["kernel_size"], attrs["padding"]
+    if 2 * ph > kh or 2 * pw > kw:
+        raise ShapeError(f"{opname}: padding {attrs['padding']} is more than half the kernel "
+                         f"{attrs['kernel_size']}, so some windows would see only padding."
+                         f"{format_location(user_location())}\n  Use padding <= kernel_size // 2.")
+    if pad_value != 0 and (ph or pw):
+        x = apply(sh.pad, x, pad_width=((0, 0), (0, 0), (ph, ph), (pw, pw)), value=pad_value)
+        attrs["padding"] = (0, 0)
+    cols = apply(conv.unfold, x, **attrs)
+    return cols.reshape(-1, x.shape[1], kh * kw, oh, ow)
+
+
+def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1):
+    """The largest value of each window (stride defaults to the kernel size, as in PyTorch).
+
+    Padding counts as ``-inf``, so it is never the maximum.
+    """
+    return _pool_windows("max_pool2d", x, kernel_size, stride, padding, dilation, float("-inf")).max(axis=2)
+
+
+def avg_pool2d(x, kernel_size, stride=None, padding=0):
+    """The mean of each window; padded zeros count (PyTorch's ``count_include_pad=True``)."""
+    return _pool_windows("avg_pool2d", x, kernel_size, stride, padding, 1, 0).mean(axis=2)
+
+
+def dropout(x, p=0.5, training=True):
+    """Zero each element with probability ``p`` and scale the rest by ``1 / (1 - p)``.
+
+    The scaling keeps the expected value unchanged, so at evaluation time (``training=False``)
+    dropout is simply the identity. The mask comes from the device's seeded generator
+    (``lg.manual_seed``), so runs are reproducible.
+    """
+    if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p < 1:
+        raise ValueError(f"dropout: p is the probability of dropping an element and must be in "
+                         f"[0, 1), got {p!r}{format_location(user_location())}")
+    if not training or p == 0:
+        return x
+    x = _t(x)
+    backend = getattr(x, "_backend", None)
+    if backend is None:
+        raise TypeError(f"dropout(training=True) needs an eager Tensor to draw its random mask, "
+                        f"got {type(x).__name__}")
+    keep = generator(backend).random(tuple(x.shape)) >= p
+    mask = Tensor._wrap((keep * (1.0 / (1.0 - p))).astype(x.dtype), backend)
+    return x * mask
 
 
 builtins_sum = __builtins__["sum"] if isinstance(__builtins__, dict) else __builtins__.sum
