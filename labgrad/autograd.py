@@ -8,6 +8,7 @@ backward pass records a tape of its own, and gradients of gradients come for fre
 from __future__ import annotations
 
 import weakref
+from operator import attrgetter
 from contextlib import ContextDecorator
 
 from . import dispatch
@@ -22,13 +23,15 @@ class TapeNode:
     """
 
     __slots__ = ("op", "_inputs", "attrs", "_out", "_stamp", "hooks", "scope", "__weakref__")
+    # _stamp: when the op ran (dispatch.clock). Inputs exist before the ops that use them, so
+    # stamps order nodes topologically; a tensor changed in place later has a larger stamp.
 
     def __init__(self, op, inputs, attrs, out):
         self.op = op
         self._inputs = inputs
         self.attrs = attrs
         self._out = out            # the output array, kept only for ops that use it (exp, tanh, ...)
-        self._stamp = dispatch.inplace_clock
+        self._stamp = next(dispatch.clock)
         self.hooks = None
         self.scope = dispatch.scope
 
@@ -42,8 +45,9 @@ class TapeNode:
         inputs = self._inputs
         if inputs is None:
             raise _freed_error(self)
+        stamp = self._stamp
         for i, x in enumerate(inputs):
-            if isinstance(x, Tensor) and x._modified_at > self._stamp:
+            if x.__class__ is Tensor and x._modified_at > stamp:
                 raise GradError(
                     f"backward of {self.op.name} needs its input {i} ({x.dtype}{list(x.shape)}), "
                     f"but that tensor was modified in place after {self.op.name} used it, so its "
@@ -63,7 +67,11 @@ class TapeNode:
 
     @property
     def needs_input_grad(self):
-        return tuple(isinstance(x, Tensor) and x.requires_grad for x in self._inputs)
+        inputs = self._inputs
+        if len(inputs) == 2:  # the common case, spelled out: this runs once per backward step
+            a, b = inputs
+            return (a.__class__ is Tensor and a._requires_grad, b.__class__ is Tensor and b._requires_grad)
+        return tuple([x.__class__ is Tensor and x._requires_grad for x in inputs])
 
     @property
     def next_functions(self):
@@ -163,59 +171,58 @@ def is_grad_enabled() -> bool:
 def topological_order(roots):
     """Every node reachable from ``roots``, each before the nodes it depends on.
 
-    Iterative depth-first search: a chain of 100,000 ops must not hit Python's recursion limit.
+    Collect the reachable nodes with an explicit stack (a chain of 100,000 ops must not hit
+    Python's recursion limit), then sort them newest first: a node is always created after
+    the nodes of its inputs, so creation order is a topological order.
     """
-    order, seen = [], set()
-    stack = [(r, False) for r in reversed(roots)]
+    seen = set(roots)
+    stack = list(roots)
     while stack:
-        node, expanded = stack.pop()
-        if expanded:
-            order.append(node)
-            continue
-        if node in seen:
-            continue
-        seen.add(node)
-        stack.append((node, True))
+        node = stack.pop()
         inputs = node._inputs
         if inputs is None:
             raise _freed_error(node)
         for x in inputs:
-            fn = getattr(x, "grad_fn", None)
-            if fn is not None and fn not in seen:
-                stack.append((fn, False))
-    order.reverse()
-    return order
+            if x.__class__ is Tensor:
+                fn = x.grad_fn
+                if fn is not None and fn not in seen:
+                    seen.add(fn)
+                    stack.append(fn)
+    return sorted(seen, key=_stamp_of, reverse=True)
+
+
+_stamp_of = attrgetter("_stamp")
 
 
 def _run_backward(outputs, grad_outputs, retain_graph, create_graph, capture=None, on_step=None):
     """The chain rule over the tape. Leaf gradients accumulate into ``.grad``, unless
     ``capture`` (a list of tensors) asks for them to be returned instead. ``on_step(node,
     grad_out, input_grads)`` is called after each node, for tools that show the process."""
-    grads = {}       # TapeNode -> gradient of its output
-    leaf_grads = {}  # id(leaf) -> (leaf, gradient), when capturing
-    captured_nodes = {} if capture is None else {x.grad_fn: x for x in capture if x.grad_fn is not None}
+    grads = {}       # TapeNode -> gradient of its output, summed over its consumers
+    captured = {}    # id(input) -> gradient, when capturing
+    capture_nodes = {} if capture is None else {x.grad_fn: x for x in capture if x.grad_fn is not None}
+    capture_leaves = set() if capture is None else {id(x) for x in capture if x.grad_fn is None}
 
-    def deliver(x, g):
-        if x.grad_fn is not None:
-            prev = grads.get(x.grad_fn)
-            grads[x.grad_fn] = g if prev is None else prev + g
-        elif capture is not None:
-            if id(x) in capture_ids:
-                prev = leaf_grads.get(id(x))
-                leaf_grads[id(x)] = g if prev is None else prev + g
-        else:
-            if x._hooks:
-                for hook in x._hooks:
-                    out = hook(g)
-                    g = out if out is not None else g
-            x.grad = g if x.grad is None else x.grad + g
+    def deliver_to_leaf(x, g):
+        if capture is not None:
+            if id(x) in capture_leaves:
+                prev = captured.get(id(x))
+                captured[id(x)] = g if prev is None else prev + g
+            return
+        if x._hooks:
+            for hook in x._hooks:
+                out = hook(g)
+                g = out if out is not None else g
+        x.grad = g if x.grad is None else x.grad + g
 
-    capture_ids = set() if capture is None else {id(x) for x in capture}
     with _GradMode(create_graph):
         for y, g in zip(outputs, grad_outputs):
-            deliver(y, g)
-        roots = [y.grad_fn for y in outputs if y.grad_fn is not None]
-        for node in topological_order(roots):
+            if y.grad_fn is None:
+                deliver_to_leaf(y, g)
+            else:
+                prev = grads.get(y.grad_fn)
+                grads[y.grad_fn] = g if prev is None else prev + g
+        for node in topological_order([y.grad_fn for y in outputs if y.grad_fn is not None]):
             g = grads.pop(node, None)
             if g is None:
                 continue
@@ -223,23 +230,26 @@ def _run_backward(outputs, grad_outputs, retain_graph, create_graph, capture=Non
                 for hook in node.hooks:
                     out = hook(g)
                     g = out if out is not None else g
-            if node in captured_nodes:
-                leaf_grads[id(captured_nodes[node])] = g
+            if capture_nodes and node in capture_nodes:
+                captured[id(capture_nodes[node])] = g
             inputs = node._inputs
-            if inputs is None:
-                raise _freed_error(node)
             in_grads = node.op.backward(node, g)
             for x, gx in zip(inputs, in_grads):
-                if gx is None or x.__class__ is not Tensor or not x.requires_grad:
+                if gx is None or x.__class__ is not Tensor or not x._requires_grad:
                     continue
-                if gx.shape != x.shape:
-                    gx = sum_to(gx, shape=x.shape)
-                deliver(x, gx)
+                if gx.data.shape != x.data.shape:
+                    gx = sum_to(gx, shape=x.data.shape)
+                fn = x.grad_fn
+                if fn is None:
+                    deliver_to_leaf(x, gx)
+                else:
+                    prev = grads.get(fn)
+                    grads[fn] = gx if prev is None else prev + gx
             if on_step is not None:
                 on_step(node, g, in_grads)
             if not retain_graph:
-                node.free()
-    return leaf_grads
+                node._inputs = node._out = None
+    return captured
 
 
 def backward(tensor, grad=None, retain_graph=False, create_graph=False):

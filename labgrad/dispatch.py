@@ -10,6 +10,7 @@ check of a module global.
 """
 from __future__ import annotations
 
+import itertools
 from numbers import Number
 
 import numpy as np
@@ -18,22 +19,20 @@ from .backends import CPU
 from .errors import DeviceError, DTypeError, LabgradError, ShapeError, format_location, user_location
 
 grad_enabled = True   # switched by no_grad / enable_grad (see autograd.py)
-inplace_clock = 0     # counts in-place changes; lets backward detect a modified saved tensor
+clock = itertools.count(1)  # stamps tape nodes and in-place changes, in the order they happen
 scope = None          # the current name scope ("block1/attn"), recorded on each tape node
-_hooks: list = []     # objects with on_op(op, inputs, attrs, run) -> output
+_hooks: list = []     # objects with on_op(op, inputs, attrs, run) -> output; run() runs the op
 
 _SCALARS = (float, int, bool)
 
 
 def apply(op, *inputs, **attrs):
-    """Run ``op`` on ``inputs`` (Tensors, Python numbers, NumPy arrays, or graph symbols)."""
-    if _hooks:
-        return _hooks[-1].on_op(op, inputs, attrs, _apply)
-    return _apply(op, inputs, attrs)
+    """Run ``op`` on ``inputs`` (Tensors, Python numbers, NumPy arrays, or graph symbols).
 
-
-def _apply(op, inputs, attrs):
-    """The eager fast path (kept flat on purpose: it runs for every op of every step)."""
+    This is the eager fast path, kept flat on purpose: it runs for every op of every step.
+    """
+    if _hooks and not _in_hook:
+        return _call_hooked(op, inputs, attrs)
     backend = None
     args = []
     tracked = False
@@ -71,7 +70,7 @@ def _apply(op, inputs, attrs):
         node._inputs = inputs
         node.attrs = attrs
         node._out = out if op.saves_output else None
-        node._stamp = inplace_clock
+        node._stamp = next(clock)
         node.hooks = None
         node.scope = scope
         t._requires_grad = True
@@ -80,6 +79,25 @@ def _apply(op, inputs, attrs):
         t._requires_grad = False
         t.grad_fn = None
     return t
+
+
+_in_hook = False
+
+
+def _call_hooked(op, inputs, attrs):
+    """Let the innermost hook (e.g. the profiler) wrap this op; ``run()`` executes it."""
+    def run():
+        global _in_hook
+        _in_hook = True
+        try:
+            return apply(op, *inputs, **attrs)
+        finally:
+            _in_hook = False
+    return _hooks[-1].on_op(op, inputs, attrs, run)
+
+
+def _apply(op, inputs, attrs):
+    return apply(op, *inputs, **attrs)
 
 
 def _apply_other(op, inputs, attrs):

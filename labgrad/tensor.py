@@ -17,6 +17,7 @@ from .ops import elementwise as ew, linalg, nn, reduce as red, shape as sh
 from .ops.registry import fmt_shape
 
 _default_float = np.dtype(np.float32)
+_add, _sub, _mul, _div, _pow, _neg, _matmul = ew.add, ew.sub, ew.mul, ew.div, ew.pow_, ew.neg, linalg.matmul
 
 
 def get_default_dtype():
@@ -74,19 +75,19 @@ class OpsMixin:
         return len(self.shape)
 
     # ---- arithmetic
-    def __add__(self, other): return apply(ew.add, self, other)
-    def __radd__(self, other): return apply(ew.add, other, self)
-    def __sub__(self, other): return apply(ew.sub, self, other)
-    def __rsub__(self, other): return apply(ew.sub, other, self)
-    def __mul__(self, other): return apply(ew.mul, self, other)
-    def __rmul__(self, other): return apply(ew.mul, other, self)
-    def __truediv__(self, other): return apply(ew.div, self, other)
-    def __rtruediv__(self, other): return apply(ew.div, other, self)
-    def __pow__(self, other): return apply(ew.pow_, self, other)
-    def __rpow__(self, other): return apply(ew.pow_, other, self)
-    def __matmul__(self, other): return apply(linalg.matmul, self, other)
-    def __rmatmul__(self, other): return apply(linalg.matmul, other, self)
-    def __neg__(self): return apply(ew.neg, self)
+    def __add__(self, other): return apply(_add, self, other)
+    def __radd__(self, other): return apply(_add, other, self)
+    def __sub__(self, other): return apply(_sub, self, other)
+    def __rsub__(self, other): return apply(_sub, other, self)
+    def __mul__(self, other): return apply(_mul, self, other)
+    def __rmul__(self, other): return apply(_mul, other, self)
+    def __truediv__(self, other): return apply(_div, self, other)
+    def __rtruediv__(self, other): return apply(_div, other, self)
+    def __pow__(self, other): return apply(_pow, self, other)
+    def __rpow__(self, other): return apply(_pow, other, self)
+    def __matmul__(self, other): return apply(_matmul, self, other)
+    def __rmatmul__(self, other): return apply(_matmul, other, self)
+    def __neg__(self): return apply(_neg, self)
     def __pos__(self): return self
     def __abs__(self): return apply(ew.abs_, self)
 
@@ -459,8 +460,7 @@ class Tensor(OpsMixin):
             if not xp.can_cast(array.dtype, self.dtype, casting="same_kind"):
                 raise DTypeError(f"an in-place op would turn this {self.dtype} tensor into {array.dtype}")
         self.data[...] = array
-        dispatch.inplace_clock += 1
-        self._modified_at = dispatch.inplace_clock
+        self._modified_at = next(dispatch.clock)
 
     def __iadd__(self, other): return self._inplace(ew.add, other)
     def __isub__(self, other): return self._inplace(ew.sub, other)
@@ -473,8 +473,7 @@ class Tensor(OpsMixin):
                             "tensor (e.g. with lg.where) or assign inside `with lg.no_grad():`")
         value = value.data if isinstance(value, Tensor) else value
         self.data[normalize_index(index, self)] = value
-        dispatch.inplace_clock += 1
-        self._modified_at = dispatch.inplace_clock
+        self._modified_at = next(dispatch.clock)
 
     def zero_(self):
         return self.fill_(0)
