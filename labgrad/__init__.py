@@ -21,6 +21,8 @@ from .functional import (abs, clip, concatenate, cat, cos, exp, log, logsumexp, 
                          maximum, minimum, pad, relu, sigmoid, sin, split, sqrt, stack, tanh,
                          where)
 from . import cuda, functional, ops, testing  # noqa: F401
+from . import data, io, nn, optim  # noqa: F401
+from .io.checkpoint import load, save  # noqa: F401
 
 float32 = "float32"
 float64 = "float64"

@@ -1,0 +1,2 @@
+"""Reading and writing models: checkpoints (``lg.save`` / ``lg.load``)."""
+from .checkpoint import load, save  # noqa: F401

@@ -1,0 +1,15 @@
+"""Layers and models: ``lg.nn.Sequential(lg.nn.Linear(64, 128), lg.nn.ReLU(), ...)``.
+
+A ``Module`` owns parameters (plain Tensors that require grad) and sub-modules, found by
+assignment; ``parameters()`` hands them to an optimizer, ``state_dict()`` to ``lg.save``.
+Note that ``Linear.weight`` is ``(in_features, out_features)``: ``y = x @ W + b``.
+"""
+from .module import Module, Parameter, StateDictError  # noqa: F401
+from .container import ModuleList, Sequential  # noqa: F401
+from .linear import Linear  # noqa: F401
+from .activation import GELU, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh  # noqa: F401
+from .flatten import Flatten  # noqa: F401
+from .dropout import Dropout  # noqa: F401
+from .conv import AvgPool2d, Conv2d, MaxPool2d  # noqa: F401
+from .loss import CrossEntropyLoss, MSELoss  # noqa: F401
+from . import init  # noqa: F401
