@@ -1,0 +1,77 @@
+"""Shared fixtures: the ``device`` fixture, a fake second device, Hypothesis profiles.
+
+Backend-independent tests take ``device`` and run once per available device: always ``cpu``,
+plus every CUDA GPU CuPy can see. Without a GPU, a single ``cuda`` case is reported as skipped
+with the reason, so a test log always says why the GPU was not exercised.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, settings
+
+import labgrad as lg
+from labgrad import dispatch
+from labgrad.backends import Device, numpy_backend
+import labgrad.backends as backends_module
+
+settings.register_profile("ci", max_examples=50, deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("dev", max_examples=8, deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("thorough", max_examples=300, deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+def _device_params():
+    params = [pytest.param("cpu", id="cpu")]
+    gpus = [str(d) for d in lg.available_devices() if d.type == "cuda"]
+    if gpus:
+        params += [pytest.param(d, id=d, marks=pytest.mark.gpu) for d in gpus]
+    else:
+        reason = f"no CUDA device: {lg.cuda.unavailable_reason()}"
+        params.append(pytest.param("cuda", id="cuda", marks=[pytest.mark.gpu, pytest.mark.skip(reason=reason)]))
+    return params
+
+
+@pytest.fixture(params=_device_params())
+def device(request):
+    """Each available device in turn, as a string ("cpu", "cuda:0", ...)."""
+    return request.param
+
+
+@pytest.fixture(autouse=True)
+def _isolated_engine_state():
+    """Every test starts seeded, with grad mode on and float32 default, and cannot leak changes."""
+    lg.manual_seed(0)
+    grad_mode, default_dtype, scope = dispatch.grad_enabled, lg.get_default_dtype(), dispatch.scope
+    yield
+    dispatch.grad_enabled, dispatch.scope = grad_mode, scope
+    lg.set_default_dtype(default_dtype)
+
+
+class FakeDeviceBackend(numpy_backend.NumpyBackend):
+    """A second 'device' made of host memory: lets CPU-only machines exercise device code paths.
+
+    Arrays moved onto it are copied, as a real transfer would, so sharing bugs show up.
+    """
+
+    def __init__(self, device):
+        super().__init__()
+        self.device = device
+
+    def asarray(self, data, dtype=None):
+        return np.array(super().asarray(data, dtype=dtype), copy=True)
+
+
+@pytest.fixture
+def fake_cuda(monkeypatch):
+    """Register ``cuda:7`` as a fake device for this test; returns its name."""
+    dev = Device("cuda", 7)
+    table = dict(backends_module._backends)
+    table[dev] = FakeDeviceBackend(dev)
+    monkeypatch.setattr(backends_module, "_backends", table)
+    return "cuda:7"
