@@ -46,6 +46,7 @@ REGISTRY: dict[str, "Op"] = {}
 FAMILY_COLORS = {  # used by the visualizers; kept here so every view agrees
     "elementwise": "#cfe8ff", "compare": "#eeeeee", "reduce": "#ffe2b8", "shape": "#e3f4d7",
     "linalg": "#f8d0d0", "nn": "#e8d5f5", "creation": "#f5f5d0", "control": "#d7eef0",
+    "transfer": "#f0e0c8",
 }
 
 
