@@ -87,13 +87,13 @@ def load(path, device=None):
                 raise CheckpointError(f"{path} is an .npz file but not a labgrad checkpoint (it has no "
                                       f"{STRUCTURE_KEY!r} entry; members: {', '.join(npz.files[:8])}). "
                                       f"Read it with np.load, or save with lg.save.")
-            meta = json.loads(npz[STRUCTURE_KEY].tobytes().decode("utf-8"))
+            meta = json.loads(_member(npz, STRUCTURE_KEY, path).tobytes().decode("utf-8"))
             if meta.get("format") != FORMAT:
                 raise CheckpointError(f"{path}: unknown format {meta.get('format')!r}")
             if meta.get("version", 0) > VERSION:
                 raise CheckpointError(f"{path} was written by a newer labgrad (checkpoint version "
                                       f"{meta['version']}, this one reads up to {VERSION}); upgrade labgrad")
-            return _decode(meta["root"], npz, device)
+            return _decode(meta["root"], lambda name: _member(npz, name, path), device)
     except CheckpointError:
         raise
     except ValueError as e:
@@ -150,24 +150,33 @@ def _store(array, arrays, where):
     return name
 
 
-def _decode(node, npz, device):
+def _member(npz, name, path):
+    """One array of the archive (NumPy hands back raw bytes for a member that is not .npy)."""
+    value = npz[name]
+    if not isinstance(value, np.ndarray):
+        raise CheckpointError(f"{path}: member {name!r} is not a NumPy array; the file is corrupt "
+                              f"or was not written by lg.save")
+    return value
+
+
+def _decode(node, array, device):
     if node is None or isinstance(node, (bool, int, float, str)):
         return node
     if not isinstance(node, dict) or len(node) != 1:
         raise CheckpointError(f"malformed checkpoint structure: {node!r:.80}")
     (kind, value), = node.items()
     if kind == "dict":
-        return {k: _decode(v, npz, device) for k, v in value}
+        return {k: _decode(v, array, device) for k, v in value}
     if kind == "list":
-        return [_decode(v, npz, device) for v in value]
+        return [_decode(v, array, device) for v in value]
     if kind == "tuple":
-        return tuple(_decode(v, npz, device) for v in value)
+        return tuple(_decode(v, array, device) for v in value)
     if kind == "tensor":
-        return Tensor(npz[value], device=device)
+        return Tensor(array(value), device=device)
     if kind == "ndarray":
-        return npz[value]
+        return array(value)
     if kind == "scalar":
-        return npz[value][()]
+        return array(value)[()]
     raise CheckpointError(f"malformed checkpoint structure: unknown entry kind {kind!r}")
 
 

@@ -43,7 +43,8 @@ class Tanh(Module):
 
 
 class GELU(Module):
-    """The Gaussian error linear unit of transformer MLPs (``x * Phi(x)``)."""
+    """The Gaussian error linear unit of transformer MLPs, ``x * Phi(x)``, in its tanh
+    approximation (PyTorch's ``GELU(approximate="tanh")``)."""
 
     def forward(self, x):
         return F.gelu(x)
