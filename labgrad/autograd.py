@@ -60,6 +60,11 @@ class TapeNode:
         """The op's output, as a tensor whose grad_fn is this node (so it is differentiable)."""
         if self._out is None:
             raise GradError(f"op {self.op.name} did not save its output; set saves_output=True in its definition")
+        if self._out is OVERWRITTEN:
+            raise GradError(
+                f"backward of {self.op.name} needs the output it computed, but that tensor was "
+                f"modified in place afterwards, so the value is gone.\n  Use an out-of-place op "
+                f"instead (y = y * 2, not y *= 2), or change the tensor only after calling backward().")
         t = Tensor._wrap(self._out, self._inputs[0]._backend if isinstance(self._inputs[0], Tensor) else None)
         t._requires_grad = True
         t.grad_fn = self
@@ -91,6 +96,9 @@ class TapeNode:
 
     def __repr__(self):
         return f"<TapeNode {self.op.name}>"
+
+
+OVERWRITTEN = object()  # a node's saved output after the tensor holding it changed in place
 
 
 def _freed_error(node):

@@ -460,7 +460,13 @@ class Tensor(OpsMixin):
             if not xp.can_cast(array.dtype, self.dtype, casting="same_kind"):
                 raise DTypeError(f"an in-place op would turn this {self.dtype} tensor into {array.dtype}")
         self.data[...] = array
+        self._mark_modified()
+
+    def _mark_modified(self):
         self._modified_at = next(dispatch.clock)
+        node = self.grad_fn
+        if node is not None and node._out is not None:
+            node._out = _autograd.OVERWRITTEN  # its backward needed the old value: it must refuse
 
     def __iadd__(self, other): return self._inplace(ew.add, other)
     def __isub__(self, other): return self._inplace(ew.sub, other)
@@ -473,7 +479,7 @@ class Tensor(OpsMixin):
                             "tensor (e.g. with lg.where) or assign inside `with lg.no_grad():`")
         value = value.data if isinstance(value, Tensor) else value
         self.data[normalize_index(index, self)] = value
-        self._modified_at = next(dispatch.clock)
+        self._mark_modified()
 
     def zero_(self):
         return self.fill_(0)
