@@ -27,7 +27,10 @@ def tensor(data, dtype=None, device=None, requires_grad=False, name=None):
     """A tensor holding a copy of ``data`` (a number, nested lists, or an array)."""
     if isinstance(data, Tensor):
         data = data.numpy() if device is not None and get_backend(device) is not data._backend else data.data.copy()
-    return Tensor(data, dtype=dtype, device=device, requires_grad=requires_grad, name=name)
+    t = Tensor(data, dtype=dtype, device=device, requires_grad=requires_grad, name=name)
+    if t.data is data:  # an array already of the right dtype and device: asarray did not copy it
+        t.data = t.data.copy()
+    return t
 
 
 def as_tensor(data, dtype=None, device=None):

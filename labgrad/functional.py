@@ -75,24 +75,30 @@ def broadcast_to(x, shape): return _t(x).broadcast_to(shape)
 def matmul(a, b): return apply(linalg.matmul, a, b)
 
 
-def concatenate(tensors, axis=0, *, dim=None):
+def _axis_or_0(axis, dim):
+    """``axis=`` or its alias ``dim=`` (default 0); the default is None so passing both is caught."""
+    axis = _axis(axis, dim)
+    return 0 if axis is None else axis
+
+
+def concatenate(tensors, axis=None, *, dim=None):
     tensors = [_t(x) for x in tensors]
-    axis = red.normalize_axis(_axis(axis, dim), tensors[0].ndim, "concatenate")[0]
+    axis = red.normalize_axis(_axis_or_0(axis, dim), tensors[0].ndim, "concatenate")[0]
     return apply(sh.concatenate, *tensors, axis=axis)
 
 
 cat = concatenate
 
 
-def stack(tensors, axis=0, *, dim=None):
+def stack(tensors, axis=None, *, dim=None):
     tensors = [_t(x) for x in tensors]
-    axis = red.normalize_axis(_axis(axis, dim), tensors[0].ndim + 1, "stack")[0]
+    axis = red.normalize_axis(_axis_or_0(axis, dim), tensors[0].ndim + 1, "stack")[0]
     return apply(sh.stack, *tensors, axis=axis)
 
 
-def split(x, sections, axis=0, *, dim=None):
+def split(x, sections, axis=None, *, dim=None):
     """Split into equal ``sections`` (an int) or at the given sizes (a list), as slices of ``x``."""
-    axis = red.normalize_axis(_axis(axis, dim), x.ndim, "split")[0]
+    axis = red.normalize_axis(_axis_or_0(axis, dim), x.ndim, "split")[0]
     n = x.shape[axis]
     if isinstance(sections, int):
         if n % sections:
