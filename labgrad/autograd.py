@@ -211,17 +211,19 @@ def _run_backward(outputs, grad_outputs, retain_graph, create_graph, capture=Non
     capture_nodes = {} if capture is None else {x.grad_fn: x for x in capture if x.grad_fn is not None}
     capture_leaves = set() if capture is None else {id(x) for x in capture if x.grad_fn is None}
 
+    leaf_grads = {}  # id(leaf) -> [leaf, gradient summed over every path], stored at the end
+
     def deliver_to_leaf(x, g):
         if capture is not None:
             if id(x) in capture_leaves:
                 prev = captured.get(id(x))
                 captured[id(x)] = g if prev is None else prev + g
             return
-        if x._hooks:
-            for hook in x._hooks:
-                out = hook(g)
-                g = out if out is not None else g
-        x.grad = g if x.grad is None else x.grad + g
+        entry = leaf_grads.get(id(x))
+        if entry is None:
+            leaf_grads[id(x)] = [x, g]
+        else:
+            entry[1] = entry[1] + g
 
     with _GradMode(create_graph):
         for y, g in zip(outputs, grad_outputs):
@@ -257,6 +259,12 @@ def _run_backward(outputs, grad_outputs, retain_graph, create_graph, capture=Non
                 on_step(node, g, in_grads)
             if not retain_graph:
                 node._inputs = node._out = None
+        for x, g in leaf_grads.values():  # hooks see a leaf's whole gradient, once
+            if x._hooks:
+                for hook in x._hooks:
+                    out = hook(g)
+                    g = out if out is not None else g
+            x.grad = g if x.grad is None else x.grad + g
     return captured
 
 
