@@ -5,14 +5,17 @@ BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip
 PIP_FLAGS ?= --quiet --disable-pip-version-check
 PYTEST ?= $(BIN)/python -m pytest -n 2 --dist loadscope
-PYTEST_ARGS ?= tests
+# nbval re-runs every chapter and every exercise (solution version) and compares the outputs
+# with the committed ones, after .nbval-sanitize.cfg has masked timings, addresses, versions.
+NBVAL_ARGS ?= --nbval --nbval-current-env --nbval-sanitize-with .nbval-sanitize.cfg
+PYTEST_ARGS ?= tests course exercises $(NBVAL_ARGS)
 # Jupyter refuses to run as root unless told to (containers, CI machines).
 LAB_ARGS ?= --ip=127.0.0.1 $(if $(filter 0,$(shell id -u)),--allow-root)
 # Run with the venv's bin/ first on PATH, as if activated, so that programs installed there
 # (graphviz-pure, jupyter) are found by the code under test and by notebook kernels.
 RUN := PATH="$(abspath $(BIN)):$$PATH"
 
-.PHONY: all lab install install-test test bench clean distclean
+.PHONY: all lab install install-test test bench student grade clean distclean
 
 all: test
 
@@ -37,6 +40,15 @@ lab: install
 
 test: install-test
 	$(RUN) $(PYTEST) $(PYTEST_ARGS)
+
+# Student versions of the exercises (solutions stubbed out, hidden tests removed), via nbgrader.
+student: install-test
+	$(RUN) $(BIN)/python exercises/tools/make_student.py --out build/student
+
+# Grade one filled-in exercise as nbgrader's autograder will: make grade NB=path/to/nb.ipynb
+grade: install-test
+	@test -n "$(NB)" || { echo "usage: make grade NB=path/to/filled-in.ipynb" >&2; exit 2; }
+	$(RUN) $(BIN)/python exercises/tools/grade.py "$(NB)"
 
 bench: install
 	$(RUN) $(BIN)/python benchmarks/run_all.py

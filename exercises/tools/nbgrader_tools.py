@@ -197,7 +197,7 @@ _TITLE = re.compile(r"""\bcheck\(\s*(?:f?)(["'])(.+?)\1""")
 
 def check_title(cell):
     """The title of the first ``with check("...")`` in a test cell, or ``""``."""
-    m = _TITLE.search("".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"])
+    m = _TITLE.search(_source(cell))
     return m.group(2) if m else ""
 
 
@@ -238,3 +238,75 @@ def find_source(filled, sources=None):
 
 def _parts_signature(nb):
     return {(nbgrader_meta(c)["grade_id"], check_title(c)) for c in check_cells(nb)}
+
+
+_BEGIN_SOLUTION = re.compile(r"^([ \t]*)### BEGIN SOLUTION\s*$", re.M)
+_END_SOLUTION = re.compile(r"^[ \t]*### END SOLUTION\s*$", re.M)
+_HIDDEN = re.compile(r"^### BEGIN HIDDEN TESTS\s*$(.*?)^### END HIDDEN TESTS\s*$", re.M | re.S)
+
+
+def structure_problems(nb):
+    """What keeps a source notebook from working as a labgrad exercise; ``[]`` when it is fine.
+
+    The layout (see exercises/README.md): each graded part is a solution cell whose
+    ``### BEGIN SOLUTION`` region sits inside a function body, then a locked test cell with
+    points: first a visible ``with check("...")`` block, then ``### BEGIN HIDDEN TESTS`` with
+    asserts. That way the student version (regions replaced by ``raise NotImplementedError()``,
+    hidden tests removed) still runs from top to bottom, every check saying "not attempted".
+    """
+    problems = []
+    kernel = nb.get("metadata", {}).get("kernelspec", {}).get("name")
+    if kernel != "python3":
+        problems.append(f"kernel must be python3 (kernelspec name is {kernel!r})")
+    seen_ids, seen_titles, previous = set(), set(), None
+    for index, cell in enumerate(nb["cells"]):
+        meta, text = nbgrader_meta(cell), _source(cell)
+        gid = meta.get("grade_id", f"cell {index}")
+        if meta:
+            if gid in seen_ids:
+                problems.append(f"grade_id {gid} is used twice")
+            seen_ids.add(gid)
+            if meta.get("schema_version") != 3:
+                problems.append(f"{gid}: nbgrader schema_version must be 3")
+        is_solution = bool(meta.get("solution")) and not meta.get("grade")
+        is_test = bool(meta.get("grade")) and not meta.get("solution")
+        begins, ends = _BEGIN_SOLUTION.findall(text), _END_SOLUTION.findall(text)
+        if (begins or ends) and not is_solution:
+            problems.append(f"{gid}: has a solution region but is not an nbgrader solution cell")
+        if _HIDDEN.search(text) and not is_test:
+            problems.append(f"{gid}: has hidden tests but is not an nbgrader test cell")
+        if is_solution:
+            if cell["cell_type"] != "code":
+                problems.append(f"{gid}: a solution cell must be a code cell")
+            if not begins or len(begins) != len(ends):
+                problems.append(f"{gid}: needs matching ### BEGIN SOLUTION / ### END SOLUTION lines")
+            if any(indent == "" for indent in begins):
+                problems.append(f"{gid}: the solution region must sit inside a function body "
+                                f"(indent ### BEGIN SOLUTION), so the student version still runs")
+        if is_test:
+            points = meta.get("points")
+            if not isinstance(points, (int, float)) or points <= 0:
+                problems.append(f"{gid}: points must be a positive number, not {points!r}")
+            if not meta.get("locked"):
+                problems.append(f"{gid}: a test cell must be locked")
+            if previous is None or not previous:
+                problems.append(f"{gid}: must come right after its solution cell")
+            hidden = _HIDDEN.search(text)
+            title = check_title(cell)
+            if not hidden or not re.search(r"\bassert", hidden.group(1)):
+                problems.append(f"{gid}: no hidden tests (### BEGIN HIDDEN TESTS, `assert ...` or "
+                                f"np.testing.assert_*, ### END HIDDEN TESTS); they earn the points")
+            if not title or not re.search(r"^with check\(", text, re.M) or \
+                    (hidden and text.index("with check(") > hidden.start()):
+                problems.append(f"{gid}: no visible `with check(\"...\")` block before the hidden tests")
+            elif title in seen_titles:
+                problems.append(f"{gid}: check title \"{title}\" is used twice")
+            seen_titles.add(title)
+        if meta:
+            previous = is_solution
+    return problems
+
+
+def _source(cell):
+    src = cell.get("source", "")
+    return "".join(src) if isinstance(src, list) else src

@@ -1,0 +1,273 @@
+"""The exercise pipeline: nbgrader structure, student versions, autograding, the CLI tools.
+
+For every exercise notebook in exercises/ (the instructor's source version, with solutions):
+- its cells follow the nbgrader layout the tools and the visible checks rely on;
+- the student version nbgrader generates runs top to bottom, every check saying "not attempted";
+- nbgrader's autograder gives the solutions full marks and the untouched student version zero.
+The tools (make_student.py, grade.py) are also run end to end on a small exercise built here.
+"""
+import copy
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+TOOLS = REPO / "exercises" / "tools"
+sys.path.insert(0, str(TOOLS))
+import nbgrader_tools as nt  # noqa: E402
+
+EXERCISES = nt.exercise_notebooks()
+by_name = pytest.mark.parametrize("source", EXERCISES, ids=[p.stem for p in EXERCISES])
+
+
+def cell_text(cell):
+    src = cell["source"]
+    return "".join(src) if isinstance(src, list) else src
+
+
+def output_text(cell):
+    """Everything a cell showed, as text (streams, text/plain of displays and results, errors)."""
+    parts = []
+    for out in cell.get("outputs", []):
+        if out["output_type"] == "stream":
+            parts.append(out["text"] if isinstance(out["text"], str) else "".join(out["text"]))
+        elif out["output_type"] in ("display_data", "execute_result"):
+            plain = out.get("data", {}).get("text/plain", "")
+            parts.append(plain if isinstance(plain, str) else "".join(plain))
+        elif out["output_type"] == "error":
+            parts.append(f"{out['ename']}: {out['evalue']}")
+    return "\n".join(parts)
+
+
+# ---------------------------------------------------------------- structure (fast, no nbgrader)
+
+def test_there_are_exercises_and_each_belongs_to_a_chapter():
+    assert EXERCISES, "exercises/ has no exercise notebooks"
+    for nb in EXERCISES:
+        assert re.fullmatch(r"\d\d-[a-z0-9-]+\.ipynb", nb.name), nb.name
+        assert (REPO / "course" / nb.name).is_file(), \
+            f"exercise {nb.name} has no chapter course/{nb.name} to go with it"
+
+
+@by_name
+def test_exercise_follows_the_nbgrader_layout(source):
+    problems = nt.structure_problems(nt.read_notebook(source))
+    assert not problems, f"{source.name}:\n" + "\n".join(problems)
+
+
+@by_name
+def test_solution_version_passes_its_own_checks(source):
+    """The committed outputs of the source version show a tick for every part."""
+    nb = nt.read_notebook(source)
+    for cell in nt.check_cells(nb):
+        shown = output_text(cell)
+        assert "✓" in shown and "✗" not in shown and "not attempted" not in shown, \
+            f"{source.name} {nt.nbgrader_meta(cell)['grade_id']}: committed output is {shown!r}"
+
+
+def _exercise(parts):
+    """A small exercise notebook in nbgrader format; parts: (grade_id, solution src, check src, points)."""
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.cells.append(nbformat.v4.new_code_cell("import numpy as np\nfrom viz.feedback import check"))
+    for gid, solution, test, points in parts:
+        sol = nbformat.v4.new_code_cell(solution)
+        sol.metadata["nbgrader"] = {"solution": True, "grade": False, "locked": False,
+                                    "grade_id": f"{gid}-solution", "schema_version": 3}
+        chk = nbformat.v4.new_code_cell(test)
+        chk.metadata["nbgrader"] = {"solution": False, "grade": True, "locked": True,
+                                    "points": points, "grade_id": f"{gid}-check",
+                                    "schema_version": 3}
+        nb.cells += [sol, chk]
+    return json.loads(nbformat.writes(nb))
+
+
+SQUARE = ("def square(x):\n    ### BEGIN SOLUTION\n    return x * x\n    ### END SOLUTION",
+          'with check("Part 1: square") as c:\n'
+          '    c.close(square(np.array([1.0, 2.0])), [1.0, 4.0], hint="multiply x by itself")\n'
+          "### BEGIN HIDDEN TESTS\nassert square(3.0) == 9.0\n### END HIDDEN TESTS")
+CUBE = ("def cube(x):\n    ### BEGIN SOLUTION\n    return x * x * x\n    ### END SOLUTION",
+        'with check("Part 2: cube") as c:\n    c.close(cube(2.0), 8.0, hint="x * x * x")\n'
+        '### BEGIN HIDDEN TESTS\nassert cube(-1.0) == -1.0, "cube(-1) should be -1"\n'
+        "### END HIDDEN TESTS")
+
+
+def small_exercise():
+    return _exercise([("p1", *SQUARE, 2), ("p2", *CUBE, 3)])
+
+
+def test_structure_check_accepts_the_layout():
+    assert nt.structure_problems(small_exercise()) == []
+
+
+@pytest.mark.parametrize("breakage, expected", [
+    (lambda nb: nb["cells"][1].update(source="### BEGIN SOLUTION\nx = 1\n### END SOLUTION"),
+     "p1-solution: the solution region must sit inside a function body"),
+    (lambda nb: nb["cells"][2].update(source='with check("Part 1: square") as c:\n    pass\n'),
+     "p1-check: no hidden tests"),
+    (lambda nb: nb["cells"][2].update(source="### BEGIN HIDDEN TESTS\nassert True\n### END HIDDEN TESTS"),
+     "p1-check: no visible `with check(\"...\")` block"),
+    (lambda nb: nb["cells"][4]["metadata"]["nbgrader"].update(grade_id="p1-check"),
+     "grade_id p1-check is used twice"),
+    (lambda nb: nb["cells"][4]["metadata"]["nbgrader"].update(points=0),
+     "p2-check: points must be a positive number"),
+    (lambda nb: nb["cells"][4]["metadata"]["nbgrader"].update(locked=False),
+     "p2-check: a test cell must be locked"),
+    (lambda nb: nb["cells"].insert(4, nb["cells"].pop(3)),
+     "p2-check: must come right after its solution cell"),
+    (lambda nb: nb["metadata"]["kernelspec"].update(name="python3.11"),
+     "kernel must be python3"),
+    (lambda nb: nb["cells"][4].update(source=cell_text(nb["cells"][4]).replace("Part 2: cube", "Part 1: square")),
+     'check title "Part 1: square" is used twice'),
+], ids=["top-level-solution", "no-hidden-tests", "no-visible-check", "duplicate-id", "no-points",
+        "unlocked-test", "test-before-solution", "kernel", "duplicate-title"])
+def test_structure_check_names_each_mistake(breakage, expected):
+    nb = small_exercise()
+    breakage(nb)
+    problems = nt.structure_problems(nb)
+    assert any(expected in p for p in problems), problems
+
+
+def test_find_source_by_name_and_by_check_cells(tmp_path):
+    source = EXERCISES[0]
+    renamed = tmp_path / f"{source.stem} (1).ipynb"
+    renamed.write_text(source.read_text(encoding="utf-8"), encoding="utf-8")
+    assert nt.find_source(renamed) == source
+    assert nt.find_source(tmp_path / source.name) == source  # by name, whatever is inside
+    stranger = tmp_path / "stranger.ipynb"
+    stranger.write_text(json.dumps(small_exercise()), encoding="utf-8")
+    with pytest.raises(FileNotFoundError, match="Pass --source"):
+        nt.find_source(stranger)
+
+
+# ---------------------------------------------------------------- nbgrader, end to end (slow)
+
+@pytest.fixture(scope="module")
+def course():
+    with nt.Course.temporary() as c:
+        yield c
+
+
+_done = {}
+
+
+def generated(course, source):
+    """Student version of ``source`` (generated once per test module)."""
+    key = ("generate", source)
+    if key not in _done:
+        aid = course.add(source)
+        _done[key] = (aid, course.generate(aid))
+    return _done[key]
+
+
+def graded(course, source):
+    """Autograde reports of the solution and of the untouched student version."""
+    key = ("grade", source)
+    if key not in _done:
+        aid, student_nb = generated(course, source)
+        course.submit(aid, source, "solution")
+        course.submit(aid, student_nb, "untouched")
+        _done[key] = course.autograde_all(aid)
+    return _done[key]
+
+
+@pytest.mark.slow
+@pytest.mark.notebooks
+@by_name
+def test_student_version_runs_to_the_end_and_reports_not_attempted(course, source, tmp_path):
+    import nbclient
+
+    _, student_path = generated(course, source)
+    student = nbformat.read(student_path, as_version=4)
+    text = "\n".join(cell_text(c) for c in student.cells)
+    for marker in ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS"):
+        assert marker not in text, f"{marker} survived into the student version"
+    solution_cells = [c for c in student.cells if nt.nbgrader_meta(c).get("solution")]
+    assert solution_cells and all("raise NotImplementedError()" in cell_text(c) for c in solution_cells)
+
+    nbclient.NotebookClient(student, timeout=120, kernel_name="python3", allow_errors=True,
+                            resources={"metadata": {"path": str(tmp_path)}}).execute()
+    errors = [f"cell {i}: {output_text(c)}" for i, c in enumerate(student.cells)
+              if any(o["output_type"] == "error" for o in c.get("outputs", []))]
+    assert not errors, f"the student version of {source.name} stops with an error:\n" + "\n".join(errors)
+    checks = nt.check_cells(student)
+    assert checks
+    for cell in checks:
+        shown = output_text(cell)
+        gid = nt.nbgrader_meta(cell)["grade_id"]
+        assert "not attempted" in shown, f"{gid}: the untouched check shows {shown!r}"
+        assert "✓" not in shown, f"{gid}: a check passes with no student code: {shown!r}"
+
+
+@pytest.mark.slow
+@pytest.mark.notebooks
+@by_name
+def test_autograde_gives_solutions_full_marks_and_untouched_zero(course, source):
+    reports = graded(course, source)
+    points = {nt.nbgrader_meta(c)["grade_id"]: nt.nbgrader_meta(c)["points"]
+              for c in nt.check_cells(nt.read_notebook(source))}
+    solution, untouched = reports["solution"], reports["untouched"]
+    assert {p.grade_id: p.max_score for p in solution.parts} == points
+    failed = [f"{p.grade_id}: {p.message}" for p in solution.parts if not p.passed]
+    assert not failed, f"the solutions of {source.name} lose points:\n" + "\n".join(failed)
+    assert solution.score == sum(points.values())
+    earned = [f"{p.grade_id}: {p.score}" for p in untouched.parts if p.score]
+    assert not earned, f"an untouched {source.name} earns points (hidden tests that cannot fail?): {earned}"
+    assert untouched.score == 0 and len(untouched.parts) == len(points)
+
+
+# ---------------------------------------------------------------- the command-line tools (slow)
+
+def run_tool(script, *args):
+    return subprocess.run([sys.executable, str(TOOLS / script), *map(str, args)],
+                          capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.slow
+def test_make_student_writes_stubbed_versions(tmp_path):
+    source = tmp_path / "99-small.ipynb"
+    source.write_text(json.dumps(small_exercise()), encoding="utf-8")
+    out = tmp_path / "student"
+    proc = run_tool("make_student.py", "--out", out, source)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == f"wrote {out / '99-small.ipynb'}"
+    student = nt.read_notebook(out / "99-small.ipynb")
+    sources = [cell_text(c) for c in student["cells"]]
+    assert "def square(x):\n    # YOUR CODE HERE\n    raise NotImplementedError()" in sources
+    assert not any("assert" in s or "HIDDEN" in s for s in sources)
+    assert all(not c.get("outputs") for c in student["cells"] if c["cell_type"] == "code")
+
+
+@pytest.mark.slow
+def test_grade_gives_partial_credit_and_restores_tampered_tests(tmp_path):
+    source = tmp_path / "99-small.ipynb"
+    source.write_text(json.dumps(small_exercise()), encoding="utf-8")
+    filled = copy.deepcopy(small_exercise())
+    cube_solution, cube_check = filled["cells"][3], filled["cells"][4]
+    cube_solution["source"] = "def cube(x):\n    return x * x"  # wrong: squares
+    cube_check["source"] = 'with check("Part 2: cube") as c:\n    pass\n'  # hidden tests deleted
+    submitted = tmp_path / "my attempt.ipynb"
+    submitted.write_text(json.dumps(filled), encoding="utf-8")
+
+    proc = run_tool("grade.py", submitted, "--source", source)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0] == "99-small.ipynb"
+    assert re.fullmatch(r"\s+p1-check Part 1: square\s+2 / 2\s+passed", lines[1]), lines[1]
+    assert re.fullmatch(r"\s+p2-check Part 2: cube\s+0 / 3\s+FAILED: "
+                        r"AssertionError: cube\(-1\) should be -1", lines[2]), lines[2]
+    assert re.fullmatch(r"\s+total\s+2 / 5", lines[3]), lines[3]
+
+
+def test_grade_explains_an_unknown_notebook(tmp_path):
+    stranger = tmp_path / "stranger.ipynb"
+    stranger.write_text(json.dumps(small_exercise()), encoding="utf-8")
+    proc = run_tool("grade.py", stranger)
+    assert proc.returncode == 1
+    assert "cannot tell which exercise stranger.ipynb is" in proc.stderr
+    assert "--source" in proc.stderr
