@@ -202,6 +202,19 @@ def topological_order(roots):
 _stamp_of = attrgetter("_stamp")
 
 
+def _recorded_backward(node, g):
+    """Run a backward rule whose ops are being recorded (create_graph=True) in the name scope
+    ``"<op> backward"``, nested in the forward op's scope, so that drawings of higher-order
+    graphs can show which rule made which ops."""
+    outer = dispatch.scope
+    name = f"{node.op.name} backward"
+    dispatch.scope = f"{node.scope}/{name}" if node.scope else name
+    try:
+        return node.op.backward(node, g)
+    finally:
+        dispatch.scope = outer
+
+
 def _run_backward(outputs, grad_outputs, retain_graph, create_graph, capture=None, on_step=None):
     """The chain rule over the tape. Leaf gradients accumulate into ``.grad``, unless
     ``capture`` (a list of tensors) asks for them to be returned instead. ``on_step(node,
@@ -243,7 +256,7 @@ def _run_backward(outputs, grad_outputs, retain_graph, create_graph, capture=Non
             if capture_nodes and node in capture_nodes:
                 captured[id(capture_nodes[node])] = g
             inputs = node._inputs
-            in_grads = node.op.backward(node, g)
+            in_grads = _recorded_backward(node, g) if create_graph else node.op.backward(node, g)
             for x, gx in zip(inputs, in_grads):
                 if gx is None or x.__class__ is not Tensor or not x._requires_grad:
                     continue
