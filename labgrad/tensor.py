@@ -12,7 +12,7 @@ import numpy as np
 from . import dispatch
 from .backends import CPU, get_backend, parse_device
 from .dispatch import apply
-from .errors import DTypeError, GradError, ShapeError
+from .errors import DTypeError, GradError, ShapeError, format_location, user_location
 from .ops import elementwise as ew, linalg, nn, reduce as red, shape as sh
 from .ops.registry import fmt_shape
 
@@ -43,7 +43,8 @@ def _shape_arg(shape):
 def resolve_shape(old, new, opname="reshape"):
     """Replace a ``-1`` in ``new`` with the size that keeps the element count."""
     if sum(1 for d in new if d == -1) > 1:
-        raise ShapeError(f"{opname}: only one size can be -1, got {fmt_shape(new)}")
+        raise ShapeError(f"{opname}: only one size can be -1, got {fmt_shape(new)}"
+                         f"{format_location(user_location())}")
     if -1 not in new:
         return new
     if any(d is None for d in old) or any(d is None for d in new):
@@ -52,7 +53,8 @@ def resolve_shape(old, new, opname="reshape"):
     total = int(np.prod(old))
     if known == 0 or total % known:
         raise ShapeError(f"{opname}: cannot reshape {fmt_shape(old)} ({total} elements) to "
-                         f"{fmt_shape(new)}: {total} is not a multiple of {known}")
+                         f"{fmt_shape(new)}: {total} is not a multiple of {known}, so no size fits "
+                         f"the -1{format_location(user_location())}")
     return tuple(total // known if d == -1 else d for d in new)
 
 
