@@ -1,0 +1,16 @@
+"""viz: pictures of what labgrad does inside.
+
+>>> import viz
+>>> viz.draw(loss)                     # the graph that computed loss
+>>> viz.draw(loss, backward=True)      # what loss.backward() will run
+>>> viz.BackpropStepper(loss)          # step through forward and backward, op by op
+
+Drawings are built as DOT text and rendered to SVG by ``graphviz-pure`` (see ``viz.render``).
+viz reads labgrad's public objects; labgrad never imports viz.
+"""
+from .draw import DrawOptions, GraphView, draw, register_drawer  # noqa: F401
+from .render import RendererNotFoundError, RenderError, render_svg, set_renderer  # noqa: F401
+from . import eager  # noqa: F401  (registers the drawer for lg.Tensor)
+from .stepper import BackpropStepper  # noqa: F401
+from . import feedback  # noqa: F401  (exercises' visible checks: viz.feedback.check)
+from . import feedback  # noqa: F401,E402  (exercise checks: viz.feedback.check)

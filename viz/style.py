@@ -1,0 +1,75 @@
+"""How drawings look: one place for colours, fonts and shapes, so every view agrees.
+
+Ops are ovals filled with their family's colour (``labgrad.ops.registry.FAMILY_COLORS``);
+tensors are boxes: parameters (leaves that require grad) in warm yellow, constants white
+with a grey outline, Python numbers small and dashed. The highlight (the stepper's current
+node) is a strong amber no family uses.
+"""
+from __future__ import annotations
+
+from labgrad.ops.registry import FAMILY_COLORS
+
+FONT = "Helvetica"          # graphviz-pure measures it with Arial-compatible metrics
+INK = "#37474f"            # outlines, edges and text: a soft near-black
+MUTED = "#78909c"          # secondary text (shapes, dtypes), constant outlines
+GRAD_INK = "#c62828"       # gradients, wherever they appear
+PARAM_FILL = "#fff3c4"
+CONST_FILL = "#ffffff"
+TENSOR_FILL = "#fafafa"
+UNKNOWN_FAMILY = "#eeeeee"
+HIGHLIGHT_FILL = "#ffb300"
+HIGHLIGHT_LINE = "#e65100"
+SCOPE_FILL = "#f6f8fa"
+SCOPE_LINE = "#cfd8dc"
+BACKWARD_SCOPE_FILL = "#fdf1f1"  # clusters of ops recorded by backward rules (higher order)
+BACKWARD_SCOPE_LINE = "#ef9a9a"
+
+CURRENT_ID = "lg-current"  # DOT/SVG id of the highlighted node (the first, if several)
+HIGHLIGHT_CLASS = "lg-highlight"
+
+GRAPH = {"fontname": FONT, "fontsize": "11", "nodesep": "0.3", "ranksep": "0.35",
+         "bgcolor": "white", "pad": "0.15", "newrank": "true"}
+NODE = {"fontname": FONT, "fontsize": "11", "color": INK, "fontcolor": INK, "penwidth": "1.0",
+        "margin": "0.08,0.04", "height": "0.3"}
+EDGE = {"fontname": FONT, "fontsize": "9", "color": INK, "fontcolor": MUTED, "arrowsize": "0.6",
+        "penwidth": "0.9"}
+
+
+def family_color(family) -> str:
+    return FAMILY_COLORS.get(family, UNKNOWN_FAMILY)
+
+
+def op_node(family) -> dict:
+    return {"shape": "ellipse", "style": "filled", "fillcolor": family_color(family)}
+
+
+def tensor_node(kind) -> dict:
+    """``kind``: ``param``, ``const``, ``number``, ``value`` (an op's result), ``output``,
+    ``seed`` (a starting gradient) or ``grad`` (a leaf's gradient accumulator)."""
+    if kind == "param":
+        return {"shape": "box", "style": "rounded,filled", "fillcolor": PARAM_FILL, "penwidth": "1.3"}
+    if kind == "const":
+        return {"shape": "box", "style": "rounded,filled", "fillcolor": CONST_FILL, "color": MUTED}
+    if kind == "number":
+        return {"shape": "box", "style": "dashed", "color": MUTED, "fontsize": "9",
+                "height": "0.2", "width": "0.3", "margin": "0.04,0.02"}
+    if kind == "output":
+        return {"shape": "box", "style": "rounded,filled", "fillcolor": TENSOR_FILL, "penwidth": "2.0"}
+    if kind == "seed":
+        return {"shape": "box", "style": "rounded,filled", "fillcolor": "#ffebee", "color": GRAD_INK}
+    if kind == "grad":
+        return {"shape": "box", "style": "rounded,filled", "fillcolor": PARAM_FILL, "color": GRAD_INK,
+                "penwidth": "1.3"}
+    return {"shape": "box", "style": "rounded,filled", "fillcolor": TENSOR_FILL}
+
+
+def fill_of(attrs) -> str:
+    return attrs.get("fillcolor", "white") if "filled" in attrs.get("style", "") else "white"
+
+
+SUM_NODE = {"shape": "circle", "width": "0.22", "height": "0.22", "fixedsize": "true", "style": "filled",
+            "fillcolor": "#ffebee", "color": GRAD_INK, "fontcolor": GRAD_INK, "fontsize": "10",
+            "margin": "0"}
+ELLIPSIS = {"shape": "plaintext", "fontcolor": MUTED, "fontsize": "10"}
+GRAD_EDGE = {"color": GRAD_INK, "fontcolor": GRAD_INK}
+ACTIVE_EDGE = {"color": GRAD_INK, "fontcolor": GRAD_INK, "penwidth": "2.2", "dir": "back"}
