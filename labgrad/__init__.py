@@ -23,6 +23,8 @@ from .functional import (abs, clip, concatenate, cat, cos, exp, log, logsumexp, 
 from . import cuda, functional, ops, testing  # noqa: F401
 from . import data, io, nn, optim  # noqa: F401
 from .io.checkpoint import load, save  # noqa: F401
+from .graph import (Executable, Graph, Node, Symbol, Variable, assign, compile, cond,  # noqa: F401
+                    constant, gradients, jit, placeholder, while_loop)
 
 float32 = "float32"
 float64 = "float64"

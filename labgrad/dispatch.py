@@ -22,6 +22,7 @@ grad_enabled = True   # switched by no_grad / enable_grad (see autograd.py)
 clock = itertools.count(1)  # stamps tape nodes and in-place changes, in the order they happen
 scope = None          # the current name scope ("block1/attn"), recorded on each tape node
 _hooks: list = []     # objects with on_op(op, inputs, attrs, run) -> output; run() runs the op
+tracer = None         # the active lg.jit tracer; Tensor's in-place methods report to it (graph/trace.py)
 
 _SCALARS = (float, int, bool)
 

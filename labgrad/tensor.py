@@ -445,6 +445,8 @@ class Tensor(OpsMixin):
             raise GradError(f"in-place {op.name} on a tensor that requires grad is not allowed: {why}.\n"
                             f"  Write y = y {_SYMBOL.get(op.name, op.name)} ... to make a new tensor, or "
                             f"update it inside `with lg.no_grad():` (as optimizers do).")
+        if dispatch.tracer is not None:
+            return dispatch.tracer.inplace(self, op, other)
         with_grad, dispatch.grad_enabled = dispatch.grad_enabled, False
         try:
             result = apply(op, self, other)
@@ -457,6 +459,8 @@ class Tensor(OpsMixin):
         return self
 
     def _set_data(self, array):
+        if dispatch.tracer is not None:
+            return dispatch.tracer.set_data(self, array)
         xp = self._backend.xp
         if array.dtype != self.dtype:
             if not xp.can_cast(array.dtype, self.dtype, casting="same_kind"):
@@ -479,6 +483,8 @@ class Tensor(OpsMixin):
         if dispatch.grad_enabled and self._requires_grad:
             raise GradError("assigning into a tensor that requires grad is not allowed; build a new "
                             "tensor (e.g. with lg.where) or assign inside `with lg.no_grad():`")
+        if dispatch.tracer is not None:
+            return dispatch.tracer.setitem(self, index, value)
         value = value.data if isinstance(value, Tensor) else value
         self.data[normalize_index(index, self)] = value
         self._mark_modified()
@@ -487,6 +493,8 @@ class Tensor(OpsMixin):
         return self.fill_(0)
 
     def fill_(self, value):
+        if dispatch.tracer is not None:
+            return dispatch.tracer.fill(self, value)
         with_grad, dispatch.grad_enabled = dispatch.grad_enabled, False
         try:
             self._set_data(self._backend.xp.full(self.shape, value, dtype=self.dtype))
@@ -495,6 +503,8 @@ class Tensor(OpsMixin):
         return self
 
     def copy_(self, src):
+        if dispatch.tracer is not None:
+            return dispatch.tracer.copy(self, src)
         src = src.data if isinstance(src, Tensor) else src
         self._set_data(self._backend.asarray(src))
         return self
