@@ -6,7 +6,9 @@ with the reason, so a test log always says why the GPU was not exercised.
 """
 from __future__ import annotations
 
+import importlib
 import os
+import pkgutil
 
 import numpy as np
 import pytest
@@ -17,6 +19,21 @@ from labgrad import dispatch
 from labgrad.backends import Device, numpy_backend
 import labgrad.backends as backends_module
 
+
+def _import_every_labgrad_module():
+    """Import all of labgrad, so every op is in the registry in every test process (the
+    completeness tests iterate it). Failures are kept for ``test_every_labgrad_module_imports``."""
+    failures = {}
+    for info in pkgutil.walk_packages(lg.__path__, "labgrad."):
+        try:
+            importlib.import_module(info.name)
+        except Exception as e:  # reported by a test, not as a collection crash
+            failures[info.name] = f"{type(e).__name__}: {e}"
+    return failures
+
+
+IMPORT_FAILURES = _import_every_labgrad_module()
+
 settings.register_profile("ci", max_examples=50, deadline=None,
                           suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile("dev", max_examples=8, deadline=None,
@@ -24,6 +41,12 @@ settings.register_profile("dev", max_examples=8, deadline=None,
 settings.register_profile("thorough", max_examples=300, deadline=None,
                           suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+@pytest.fixture(scope="session")
+def labgrad_import_failures():
+    """Modules of labgrad that failed to import while collecting (name -> error)."""
+    return IMPORT_FAILURES
 
 
 def _device_params():

@@ -111,6 +111,11 @@ def _run(name, inputs, attrs):
     return get_op(name)(*tensors, **attrs)
 
 
+def test_every_labgrad_module_imports(labgrad_import_failures):
+    """conftest imports all of labgrad so that every op is registered; none may fail."""
+    assert not labgrad_import_failures, labgrad_import_failures
+
+
 def test_every_op_has_registry_samples():
     missing = sorted(set(REGISTRY) - set(SAMPLES))
     assert not missing, f"ops without samples in tests/test_op_registry.py SAMPLES: {missing}"
