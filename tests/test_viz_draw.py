@@ -91,7 +91,7 @@ def small():
 # ---------------------------------------------------------------- forward graph
 
 def test_forward_graph_has_a_box_per_tensor_and_an_oval_per_op(small):
-    x, y, loss = small
+    *_, loss = small
     view = viz.draw(loss)
     nodes, edges = parse(view.dot)
     ovals = [n for n, (_, a) in nodes.items() if a.get("shape") == "ellipse"]
@@ -142,7 +142,7 @@ def test_small_tensors_show_values_with_three_significant_digits():
 
 
 def test_grads_are_shown_once_computed_and_can_be_turned_off(small):
-    x, y, loss = small
+    *_, loss = small
     before, _ = parse(viz.draw(loss).dot)
     assert "grad" not in before[one(before, "x")][0]
     loss.backward(retain_graph=True)
@@ -158,7 +158,7 @@ def test_a_leaf_draws_as_one_box():
     w = lg.tensor([1.0], requires_grad=True, name="w")
     view = viz.draw(w)
     nodes, edges = parse(view.dot)
-    assert list(nodes.values())[0][0][:1] == ["w"] and edges == []
+    assert next(iter(nodes.values()))[0][:1] == ["w"] and edges == []
 
 
 def test_labels_are_ascii_even_for_non_ascii_names():
@@ -222,7 +222,7 @@ def test_backward_graph_of_a_constant_is_refused():
 
 
 def test_backward_graph_shows_leaf_grads_after_backward(small):
-    x, y, loss = small
+    *_, loss = small
     loss.backward(retain_graph=True)
     nodes, _ = parse(viz.draw(loss, backward=True).dot)
     assert nodes[one(nodes, "x.grad")][0][-2:] == ["[3", "-1]"]
@@ -276,7 +276,7 @@ def test_depth_cuts_the_graph_and_marks_the_cut():
 
 
 def test_depth_on_the_backward_graph():
-    nodes, edges = parse(viz.draw(chain(5), backward=True, depth=3).dot)
+    nodes, _ = parse(viz.draw(chain(5), backward=True, depth=3).dot)
     assert [nodes[n][0][:2] for n in find(nodes, "backward")] == [["1", "sin"], ["2", "sin"], ["3", "sin"]]
     assert nodes[one(nodes, "...")][0] == ["...", "2", "more", "steps"]
 
@@ -309,7 +309,8 @@ def test_scopes_become_clusters_when_asked():
     loss = blocks(3, 4)                 # 12 + 1 ops: small, so not grouped by default
     assert viz.draw(loss).num_clusters == 0
     view = viz.draw(loss, group=True)
-    assert view.num_clusters == 3
+    # edges: 3 blocks x (3 tanh x 2 + add 3) + sum 2
+    assert view.num_clusters == 3 and repr(view) == "GraphView(27 nodes, 29 edges, 3 clusters)"
     assert re.findall(r"label=(block\d)", view.dot) == ["block0", "block1", "block2"]
     nodes, _ = parse(view.dot)
     assert len(nodes) == 13 + 1 + 13     # ops, the input, their results
@@ -348,7 +349,7 @@ def test_a_300_op_graph_is_grouped_compact_and_renders():
 # ---------------------------------------------------------------- highlight
 
 def test_highlight_marks_one_node_with_a_stable_id(small):
-    x, y, loss = small
+    x, _, loss = small
     view = viz.draw(loss, highlight=loss.grad_fn)
     nodes, _ = parse(view.dot)
     hot = [n for n, (_, a) in nodes.items() if a.get("id") == "lg-current"]
@@ -402,7 +403,7 @@ def test_a_missing_renderer_says_how_to_install_it(monkeypatch, tmp_path):
     monkeypatch.setattr(render_module.sysconfig, "get_path", lambda name: str(tmp_path))
     monkeypatch.setattr(render_module.shutil, "which", lambda name: None)
     with pytest.raises(viz.RendererNotFoundError) as info:
-        viz.draw(lg.tensor([1.0], requires_grad=True) * 2).svg
+        _ = viz.draw(lg.tensor([1.0], requires_grad=True) * 2).svg
     message = str(info.value)
     assert "pip install graphviz-pure" in message and "pip install -e '.[viz]'" in message
     assert str(tmp_path) in message
@@ -450,7 +451,7 @@ def test_drawers_are_found_by_type_and_new_types_can_plug_in():
 
     try:
         view = viz.draw(SpecialThing(), rankdir="LR", depth=3)
-        assert seen == [("SpecialThing", "LR", 3)] and repr(view) == "GraphView(1 nodes, 0 edges)"
+        assert seen == [("SpecialThing", "LR", 3)] and repr(view) == "GraphView(1 node, 0 edges)"
     finally:
         from viz.draw import _DRAWERS
         del _DRAWERS[Thing]

@@ -13,4 +13,3 @@ from .render import RendererNotFoundError, RenderError, render_svg, set_renderer
 from . import eager  # noqa: F401  (registers the drawer for lg.Tensor)
 from .stepper import BackpropStepper  # noqa: F401
 from . import feedback  # noqa: F401  (exercises' visible checks: viz.feedback.check)
-from . import feedback  # noqa: F401,E402  (exercise checks: viz.feedback.check)

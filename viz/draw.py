@@ -17,7 +17,7 @@ from typing import Any
 
 from .view import GraphView
 
-__all__ = ["draw", "register_drawer", "DrawOptions", "GraphView"]
+__all__ = ["DrawOptions", "GraphView", "draw", "register_drawer"]
 
 RANKDIRS = ("TB", "LR", "BT", "RL")
 _DRAWERS: dict[type, Any] = {}
@@ -81,7 +81,7 @@ def draw(obj, *, values=True, grads=True, backward=False, depth=None, group=None
 
     >>> x = lg.tensor([1.0, 2.0], requires_grad=True, name="x")
     >>> viz.draw((x * x).sum())
-    GraphView(5 nodes, 4 edges)
+    GraphView(5 nodes, 5 edges)
     """
     if rankdir not in RANKDIRS:
         raise ValueError(f"viz.draw: rankdir={rankdir!r} is not one of {', '.join(RANKDIRS)}")

@@ -22,11 +22,11 @@ class Figure:
     """A drawing under construction.
 
     >>> fig = Figure(rankdir="TB")
-    >>> a = fig.add_node("<x>", style.tensor_node("param"))
-    >>> b = fig.add_node("<mul>", style.op_node("elementwise"), scope=("layer1",))
+    >>> a = fig.add_node("<b>x</b>", style.tensor_node("param"))
+    >>> b = fig.add_node("mul", style.op_node("elementwise"), scope=("layer1",))
     >>> fig.add_edge(a, b)
     >>> fig.view()
-    GraphView(2 nodes, 1 edges, 1 clusters)
+    GraphView(2 nodes, 1 edge, 1 cluster)
     """
 
     def __init__(self, rankdir="TB", name="labgrad"):

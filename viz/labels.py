@@ -70,7 +70,8 @@ def fmt_attrs(attrs) -> str:
     defaults) and long values are left out, to keep op labels short."""
     parts = []
     for key, value in (attrs or {}).items():
-        if value is None or value is False or isinstance(value, np.ndarray) or hasattr(value, "__cuda_array_interface__"):
+        if value is None or value is False or hasattr(value, "__array_interface__") \
+                or hasattr(value, "__cuda_array_interface__"):
             continue
         text = ascii_text(_attr_text(value))
         if len(text) <= MAX_ATTR:
@@ -89,7 +90,7 @@ def _attr_text(value):
         return ":".join(parts[:2] if value.step is None else parts)
     if value is Ellipsis:
         return "..."
-    if isinstance(value, np.dtype) or isinstance(value, type):
+    if isinstance(value, (np.dtype, type)):
         return np.dtype(value).name
     return repr(value)
 

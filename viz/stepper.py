@@ -100,7 +100,8 @@ class BackpropStepper:
 
     def __init__(self, loss, grad=None, *, rankdir="TB", group=None):
         if not isinstance(loss, lg.Tensor):
-            raise TypeError(f"BackpropStepper needs a labgrad Tensor (e.g. a loss), not {type(loss).__name__}")
+            raise TypeError(f"BackpropStepper needs a labgrad Tensor (e.g. a loss), "
+                            f"not {type(loss).__name__}")
         self.loss = loss
         self._options = DrawOptions(rankdir=rankdir, group=group)
         self._tape = read_tape(loss)

@@ -58,5 +58,11 @@ class GraphView:
         return path
 
     def __repr__(self):
-        extra = f", {self.num_clusters} clusters" if self.num_clusters else ""
-        return f"GraphView({self.num_nodes} nodes, {self.num_edges} edges{extra})"
+        parts = [_count(self.num_nodes, "node"), _count(self.num_edges, "edge")]
+        if self.num_clusters:
+            parts.append(_count(self.num_clusters, "cluster"))
+        return f"GraphView({', '.join(parts)})"
+
+
+def _count(n, word):
+    return f"{n} {word}{'' if n == 1 else 's'}"
