@@ -246,3 +246,24 @@ def test_bad_arguments_are_explained():
         viz.BackpropStepper(lg.tensor([1.0]).sum())
     with pytest.raises(ValueError, match="leaf"):
         viz.BackpropStepper(lg.tensor(1.0, requires_grad=True))
+
+
+def test_gradient_edges_light_up_only_where_gradients_flow():
+    w = lg.tensor([2.0], requires_grad=True, name="w")
+    c = lg.tensor([5.0], name="c")
+    s = viz.BackpropStepper((w * c).sum())
+    s.goto(-1)                                               # mul backward
+    red = [line for line in s.view.dot.splitlines() if "->" in line and "dir=back" in line]
+    assert len(red) == 2                                     # into w, and from the result; not into c
+    s.goto(0)
+    assert "dir=back" not in s.view.dot
+
+
+def test_a_gradient_of_a_gradient_can_be_stepped_through():
+    t = lg.tensor(2.0, requires_grad=True, dtype="float64", name="t")
+    (g,) = lg.grad(t * lg.sin(t), [t], create_graph=True)
+    s = viz.BackpropStepper(g)
+    s.goto(-1)
+    # d/dt (sin t + t cos t) = 2 cos t - t sin t, by hand
+    assert float(t.grad) == pytest.approx(2 * np.cos(2.0) - 2.0 * np.sin(2.0))
+    assert isinstance(s.shown["accum_0"], np.ndarray)

@@ -103,7 +103,8 @@ def op_label(node) -> str:
 
 def forward_figure(tape: Tape, options, annotations=None, active=None):
     """Draw ``tape`` (see ``viz.draw`` for the options). ``active``: an op whose edges carry
-    gradients right now (the stepper's backward step), drawn red, pointing back."""
+    gradients right now (the stepper's backward step), drawn red, pointing back; inputs that
+    need no gradient (constants, numbers) keep plain edges."""
     annotations = annotations or Annotations(options.values, options.grads)
     highlighted = options.highlighted()
     highlighted_results = options.highlighted_results()
@@ -150,7 +151,7 @@ def forward_figure(tape: Tape, options, annotations=None, active=None):
         edge_active = style.ACTIVE_EDGE if op is active else {}
         for position, entry in enumerate(op.inputs):
             producer = tape.by_node.get(entry.producer) if entry.producer is not None else None
-            attrs = dict(edge_active)
+            attrs = dict(edge_active) if entry.kind in ("param", "value") else {}
             if numbered:
                 attrs["label"] = str(position)
             if boxed(entry):

@@ -148,7 +148,7 @@ class BackpropStepper:
         total = self._prior.get(id(entry))
         for k, g in self._deliveries.get(id(entry), ()):
             if k <= upto:
-                total = g if total is None else total + g
+                total = g if total is None else np.asarray(total + g)
         return total
 
     # ---- moving
