@@ -65,7 +65,8 @@ class TapeNode:
                 f"backward of {self.op.name} needs the output it computed, but that tensor was "
                 f"modified in place afterwards, so the value is gone.\n  Use an out-of-place op "
                 f"instead (y = y * 2, not y *= 2), or change the tensor only after calling backward().")
-        t = Tensor._wrap(self._out, self._inputs[0]._backend if isinstance(self._inputs[0], Tensor) else None)
+        backend = next(x._backend for x in self._inputs if x.__class__ is Tensor)
+        t = Tensor._wrap(self._out, backend)
         t._requires_grad = True
         t.grad_fn = self
         return t
