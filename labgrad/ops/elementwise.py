@@ -70,8 +70,15 @@ class pow_:
         a, b = ctx.inputs
         need_a, need_b = ctx.needs_input_grad
         ga = g * b * a ** (b - 1) if need_a else None
-        gb = g * ctx.output * log(a) if need_b else None
+        gb = g * ctx.output * _log_of(a) if need_b else None
         return ga, gb
+
+
+def _log_of(a):
+    """``log(a)``; a Python number stays a number (as a tensor it would land on the CPU)."""
+    if isinstance(a, (int, float)):
+        return math.log(a) if a > 0 else (-math.inf if a == 0 else math.nan)
+    return log(a)
 
 
 @defop("elementwise", expr="exp({0})", saves_output=True, flops=10)
