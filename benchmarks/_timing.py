@@ -6,7 +6,8 @@ before NumPy (or PyTorch) is loaded, so every column runs single-threaded on the
 How a comparison is timed (``compare``):
 
 1. warm-up: each case runs for a while untimed (caches, lazy imports, allocator pools);
-2. calibration: each case gets a loop count ``number`` so one timed run lasts ~``run_s``;
+2. calibration: each case gets a loop count ``number`` so one timed run lasts ~``run_s``
+   (30 ms: short runs, many rounds, so a busy moment of the machine spoils few of them);
 3. rounds: the cases take turns, round after round (interleaved, so slow drift of the machine
    hits every column alike), with the garbage collector off during each timed loop;
 4. the per-call time of a case is the median over rounds (the minimum is kept too).
@@ -62,8 +63,8 @@ def compare(cases, rounds=None, run_s=None, warmup_s=None):
 
     Returns ``{column: {"median_s", "min_s", "number", "rounds"}}`` with seconds per call.
     """
-    rounds = rounds or (3 if QUICK else 9)
-    run_s = run_s or (0.01 if QUICK else 0.05)
+    rounds = rounds or (3 if QUICK else 15)
+    run_s = run_s or (0.01 if QUICK else 0.03)
     warmup_s = warmup_s if warmup_s is not None else (0.02 if QUICK else 0.2)
     numbers = {}
     for name, fn in cases.items():

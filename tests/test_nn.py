@@ -179,7 +179,7 @@ def test_module_calls_open_a_name_scope_per_module():
     seq = nn.Sequential(nn.Linear(4, 3), nn.Tanh())
     z = seq(lg.ones(2, 4))
     assert z.grad_fn.scope == "Sequential/1:Tanh"
-    assert z.grad_fn._inputs[0].grad_fn.scope == "Sequential/0:Linear"
+    assert z.grad_fn.inputs[0].grad_fn.scope == "Sequential/0:Linear"
     assert (lg.ones(1, requires_grad=True) * 2).grad_fn.scope is None     # outside any module
 
 
