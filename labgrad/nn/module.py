@@ -259,11 +259,13 @@ class Module:
         return self.train(False)
 
     def zero_grad(self, set_to_none=True):
+        """Forget every parameter's gradient (``None``, or zeros in place with ``set_to_none=False``)."""
         for p in self.parameters():
             if set_to_none:
                 p.grad = None
             elif p.grad is not None:
-                p.grad = Tensor._wrap(p._backend.xp.zeros_like(p.grad.data), p._backend)
+                with no_grad():
+                    p.grad.zero_()
 
     def requires_grad_(self, requires_grad=True):
         """Freeze (``False``) or unfreeze every parameter, e.g. for fine-tuning."""
