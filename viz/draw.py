@@ -34,6 +34,7 @@ class DrawOptions:
     group: bool | None = None
     rankdir: str = "TB"
     highlight: Any = None
+    source: bool = False
 
     def highlighted(self) -> set:
         """``id``s of the objects to highlight (one object, or a list/tuple/set of them)."""
@@ -63,7 +64,7 @@ def register_drawer(cls):
 
 
 def draw(obj, *, values=True, grads=True, backward=False, depth=None, group=None, rankdir="TB",
-         highlight=None) -> GraphView:
+         highlight=None, source=False) -> GraphView:
     """Draw ``obj`` as a graph and return a ``GraphView`` (shown inline in Jupyter).
 
     For an eager ``Tensor``: the ops that computed it (ovals, coloured by family) and the
@@ -78,6 +79,8 @@ def draw(obj, *, values=True, grads=True, backward=False, depth=None, group=None
     tensors become edge labels).
     ``rankdir``: ``"TB"`` (top to bottom), ``"LR"``, ``"BT"`` or ``"RL"``.
     ``highlight``: a tensor or tape node (``y.grad_fn``), or a list of them, to emphasise.
+    ``source``: static graphs (``Graph``, ``Executable``, ``lg.jit`` functions, symbols): write
+    the user's line that made each node (``model.py:12``) under it.
 
     >>> x = lg.tensor([1.0, 2.0], requires_grad=True, name="x")
     >>> viz.draw((x * x).sum())
@@ -89,7 +92,7 @@ def draw(obj, *, values=True, grads=True, backward=False, depth=None, group=None
         raise ValueError(f"viz.draw: depth={depth!r} must be a positive int (the number of ops "
                          f"to show, counted back from the output), or None for all")
     options = DrawOptions(bool(values), bool(grads), bool(backward), depth,
-                          None if group is None else bool(group), rankdir, highlight)
+                          None if group is None else bool(group), rankdir, highlight, bool(source))
     for cls in type(obj).__mro__:
         drawer = _DRAWERS.get(cls)
         if drawer is not None:
