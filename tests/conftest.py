@@ -3,6 +3,8 @@
 Backend-independent tests take ``device`` and run once per available device: always ``cpu``,
 plus every CUDA GPU CuPy can see. Without a GPU, a single ``cuda`` case is reported as skipped
 with the reason, so a test log always says why the GPU was not exercised.
+``LABGRAD_TEST_FAKE_DEVICE=1 pytest`` adds a fake second device (``fake_cuda``) to ``device``, so
+device placement is exercised everywhere on a machine without a GPU.
 """
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ from hypothesis import HealthCheck, settings
 
 import labgrad as lg
 from labgrad import dispatch
-from labgrad.backends import Device, numpy_backend
+from labgrad.backends import numpy_backend
 import labgrad.backends as backends_module
 
 
@@ -33,6 +35,7 @@ def _import_every_labgrad_module():
 
 
 IMPORT_FAILURES = _import_every_labgrad_module()
+FAKE_DEVICE = "cuda:7"  # an index no real machine here has, so it never shadows a real GPU
 
 settings.register_profile("ci", max_examples=50, deadline=None,
                           suppress_health_check=[HealthCheck.too_slow])
@@ -51,6 +54,8 @@ def labgrad_import_failures():
 
 def _device_params():
     params = [pytest.param("cpu", id="cpu")]
+    if os.environ.get("LABGRAD_TEST_FAKE_DEVICE"):   # every device test also on the fake cuda:7
+        params.append(pytest.param(FAKE_DEVICE, id=f"fake-{FAKE_DEVICE}"))
     gpus = [str(d) for d in lg.available_devices() if d.type == "cuda"]
     if gpus:
         params += [pytest.param(d, id=d, marks=pytest.mark.gpu) for d in gpus]
@@ -63,6 +68,8 @@ def _device_params():
 @pytest.fixture(params=_device_params())
 def device(request):
     """Each available device in turn, as a string ("cpu", "cuda:0", ...)."""
+    if request.param == FAKE_DEVICE:
+        request.getfixturevalue("fake_cuda")
     return request.param
 
 
@@ -93,8 +100,8 @@ class FakeDeviceBackend(numpy_backend.NumpyBackend):
 @pytest.fixture
 def fake_cuda(monkeypatch):
     """Register ``cuda:7`` as a fake device for this test; returns its name."""
-    dev = Device("cuda", 7)
+    dev = lg.device(FAKE_DEVICE)
     table = dict(backends_module._backends)
     table[dev] = FakeDeviceBackend(dev)
     monkeypatch.setattr(backends_module, "_backends", table)
-    return "cuda:7"
+    return FAKE_DEVICE

@@ -39,6 +39,11 @@ def op(name):
     return get_op(name)
 
 
+def _index_array(like, values):
+    """An index array on the same device as the tensor ``like`` (ops get backend arrays)."""
+    return like._backend.asarray(np.array(values))
+
+
 def _np_sigmoid(a):
     with np.errstate(over="ignore"):
         return (1.0 / (1.0 + np.exp(-a.astype(np.float64)))).astype(a.dtype)
@@ -157,7 +162,7 @@ FORWARD = [
     FCase("getitem", lambda a: a[[2, 0, 2]], lambda a: a[[2, 0, 2]], randn(3, 2), id="ints"),
     FCase("getitem", lambda a, m: a[m], lambda a, m: a[m], a23, a23 > 0, id="mask"),
     FCase("getitem", lambda a: a[None, ..., 0], lambda a: a[None, ..., 0], randn(2, 3, 2), id="none-ellipsis"),
-    FCase("getitem_grad", lambda g, r: op("getitem_grad")(g, r, index=(np.array([0, 2, 0]),)),
+    FCase("getitem_grad", lambda g, r: op("getitem_grad")(g, r, index=(_index_array(r, [0, 2, 0]),)),
           lambda g, r: _np_getitem_grad(g, r, (np.array([0, 2, 0]),)), randn(3, 2), randn(4, 2)),
     FCase("concatenate", lambda a, b: lg.cat([a, b], axis=1), lambda a, b: np.concatenate([a, b], 1), a23, b21),
     FCase("stack", lambda a, b: lg.stack([a, b], axis=-1), lambda a, b: np.stack([a, b], -1), a23, a23 * 2),
@@ -191,7 +196,7 @@ FORWARD = [
           randn(2, 3, 5, 6)),
     FCase("fold", lambda c: op("fold")(c, output_size=(5, 6), **WIN),
           lambda c: loop_fold(c, (5, 6), (2, 3), (2, 1), (1, 1), (1, 2)), randn(2, 18, 12), rtol=1e-5),
-    FCase("to_device", lambda a: op("to_device")(a, device="cpu"), lambda a: a, a23),
+    FCase("to_device", lambda a: op("to_device")(a, device=str(a.device)), lambda a: a, a23),
 ]
 
 
@@ -208,6 +213,14 @@ def test_forward_matches_numpy(case, device):
     assert got.dtype == expected.dtype, f"{case.id}: dtype {got.dtype}, NumPy gives {expected.dtype}"
     assert tuple(got.shape) == expected.shape
     np.testing.assert_allclose(got.numpy(), expected, rtol=case.rtol, atol=case.atol)
+
+
+@pytest.mark.parametrize("case", FORWARD, ids=lambda c: c.id)
+def test_forward_on_a_second_device(case, fake_cuda):
+    """Results stay on the inputs' device (a fake GPU, so CPU-only machines check placement)."""
+    got = case.fn(*_tensors(case.inputs, fake_cuda))
+    assert got.device == fake_cuda
+    np.testing.assert_allclose(got.numpy(), np.asarray(case.ref(*case.inputs)), rtol=case.rtol, atol=case.atol)
 
 
 def test_every_op_has_a_forward_case():

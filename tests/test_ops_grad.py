@@ -92,7 +92,7 @@ CASES = [
     Case("getitem", lambda a, m: a[m] ** 2, randn(3, 2), np.array([[True, False], [False, True], [True, True]]),
          id="bool-mask"),
     Case("getitem", lambda a: a[None, ..., 1] ** 2, randn(2, 3, 2), id="none-ellipsis"),
-    Case("getitem_grad", lambda g, ref: _op("getitem_grad")(g, ref, index=(np.array([0, 2, 0]),)) ** 2,
+    Case("getitem_grad", lambda g, ref: _op("getitem_grad")(g, ref, index=(ref._backend.asarray(np.array([0, 2, 0])),)) ** 2,
          randn(3, 2), randn(4, 2)),
     Case("concatenate", lambda a, b: lg.concatenate([a, b], axis=1) ** 2, randn(2, 3), randn(2, 1)),
     Case("stack", lambda a, b: lg.stack([a, b], axis=1) ** 2, randn(2, 3), randn(2, 3)),
@@ -124,7 +124,7 @@ CASES = [
     Case("fold", lambda c: _op("fold")(c, output_size=(5, 4), kernel_size=(2, 2), stride=(2, 1),
                                        padding=(1, 1), dilation=(1, 1)), randn(1, 8, 15)),
     # ---- devices
-    Case("to_device", lambda a: _op("to_device")(a, device="cpu") * a, randn(2, 3)),
+    Case("to_device", lambda a: _op("to_device")(a, device=str(a.device)) * a, randn(2, 3)),
 ]
 
 COMPOSITES = [  # functional.py compositions: checked the same way, not counted as ops
@@ -167,6 +167,13 @@ def ops_in_graph(y):
 @pytest.mark.parametrize("case", CASES + COMPOSITES, ids=lambda c: c.id)
 def test_gradcheck_first_and_second_order(case, device):
     assert gradcheck(case.fn, _on_device(case.inputs, device), order=2, **case.check)
+
+
+@pytest.mark.parametrize("case", CASES + COMPOSITES, ids=lambda c: c.id)
+def test_gradcheck_on_a_second_device(case, fake_cuda):
+    """Every backward rule keeps its gradients on the input's device (checked on a fake GPU, so
+    CPU-only machines catch a rule that makes a CPU tensor, as ``log(2.0)`` in pow's did)."""
+    assert gradcheck(case.fn, _on_device(case.inputs, fake_cuda), order=2, **case.check)
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
