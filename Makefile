@@ -35,8 +35,10 @@ install: $(VENV)/.installed-course
 
 install-test: $(VENV)/.installed-test
 
+# Serve the whole checkout (chapters link to exercises, `make student` writes build/student/),
+# opening on course/.
 lab: install
-	$(RUN) $(BIN)/jupyter lab course/ $(LAB_ARGS)
+	$(RUN) $(BIN)/jupyter lab --ServerApp.root_dir="$(CURDIR)" --LabApp.default_url=/lab/tree/course $(LAB_ARGS)
 
 test: install-test
 	$(RUN) $(PYTEST) $(PYTEST_ARGS)

@@ -229,18 +229,26 @@ def run_tool(script, *args):
 
 
 @pytest.mark.slow
-def test_make_student_writes_stubbed_versions(tmp_path):
-    source = tmp_path / "99-small.ipynb"
-    source.write_text(json.dumps(small_exercise()), encoding="utf-8")
-    out = tmp_path / "student"
+def test_make_student_writes_stubbed_versions_with_working_links(tmp_path):
+    nb = small_exercise()
+    nb["cells"].insert(0, {"cell_type": "markdown", "metadata": {}, "source":
+                           "Read [chapter 99](../course/99-small.ipynb#part-1) first; "
+                           "see [nbgrader](https://nbgrader.readthedocs.io)."})
+    source = tmp_path / "exercises" / "99-small.ipynb"
+    source.parent.mkdir()
+    source.write_text(json.dumps(nb), encoding="utf-8")
+    out = tmp_path / "build" / "student"
     proc = run_tool("make_student.py", "--out", out, source)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == f"wrote {out / '99-small.ipynb'}"
     student = nt.read_notebook(out / "99-small.ipynb")
     sources = [cell_text(c) for c in student["cells"]]
+    assert sources[0] == ("Read [chapter 99](../../course/99-small.ipynb#part-1) first; "
+                          "see [nbgrader](https://nbgrader.readthedocs.io).")
     assert "def square(x):\n    # YOUR CODE HERE\n    raise NotImplementedError()" in sources
     assert not any("assert" in s or "HIDDEN" in s for s in sources)
     assert all(not c.get("outputs") for c in student["cells"] if c["cell_type"] == "code")
+    nbformat.validate(nbformat.reads(json.dumps(student), as_version=4))
 
 
 @pytest.mark.slow

@@ -7,22 +7,28 @@ This runs nbgrader's ``generate_assignment`` in a throwaway course directory (th
 ``exercises/nbgrader_config.py`` an instructor uses) and copies ``release/`` out of it.
 """
 import argparse
-import shutil
+import json
 import sys
 from pathlib import Path
 
-from nbgrader_tools import STUDENT_DIR, Course, NbgraderError, exercise_notebooks
+from nbgrader_tools import STUDENT_DIR, Course, NbgraderError, exercise_notebooks, read_notebook, relink
 
 
 def make_student_versions(notebooks, out):
-    """Generate each notebook's student version into ``out``; return the written paths."""
+    """Generate each notebook's student version into ``out``; return the written paths.
+
+    Relative links (to the chapters) are rewritten so that they still work from ``out``.
+    """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     written = []
     with Course.temporary() as course:
-        for nb in notebooks:
+        for nb in map(Path, notebooks):
             release = course.generate(course.add(nb))
-            written.append(Path(shutil.copy(release, out / release.name)))
+            student = relink(read_notebook(release), nb.parent, out)
+            target = out / release.name
+            target.write_text(json.dumps(student, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+            written.append(target)
     return written
 
 

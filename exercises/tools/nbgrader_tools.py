@@ -236,6 +236,29 @@ def find_source(filled, sources=None):
         f"Exercises: {names}. Pass --source exercises/<name>.ipynb to say which.")
 
 
+_MD_LINK = re.compile(r"(\]\()([^)\s#]+)([^)\s]*\))")
+
+
+def relink(nb, from_dir, to_dir):
+    """Rewrite relative Markdown links of a notebook moved from ``from_dir`` to ``to_dir``.
+
+    A student version written to build/student/ must still reach ``../course/01-...ipynb``.
+    """
+    from_dir, to_dir = Path(from_dir).resolve(), Path(to_dir).resolve()
+
+    def fix(m):
+        target = m.group(2)
+        if re.match(r"^[a-z][a-z0-9+.-]*:", target, re.I) or target.startswith("/"):
+            return m.group(0)  # a URL or an absolute path
+        moved = os.path.relpath(from_dir / target, to_dir).replace(os.sep, "/")
+        return m.group(1) + moved + m.group(3)
+
+    for cell in nb["cells"]:
+        if cell["cell_type"] == "markdown":
+            cell["source"] = _MD_LINK.sub(fix, _source(cell))
+    return nb
+
+
 def _parts_signature(nb):
     return {(nbgrader_meta(c)["grade_id"], check_title(c)) for c in check_cells(nb)}
 
