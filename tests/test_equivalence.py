@@ -17,6 +17,7 @@ import labgrad as lg
 import labgrad.functional as F
 from labgrad.ops import REGISTRY
 from test_ops_forward import FORWARD
+from test_graph_autodiff import numeric_grad
 from test_ops_grad import CASES
 
 
@@ -101,21 +102,6 @@ def _weights(shape, seed):
     return np.random.default_rng(seed).standard_normal(shape)
 
 
-def _numeric(f, arrays, index, eps):
-    arrays = [a.copy() for a in arrays]
-    x = arrays[index]
-    g = np.zeros_like(x)
-    for i in np.ndindex(x.shape):
-        orig = x[i]
-        x[i] = orig + eps
-        plus = f(*arrays)
-        x[i] = orig - eps
-        minus = f(*arrays)
-        x[i] = orig
-        g[i] = (plus - minus) / (2 * eps)
-    return g
-
-
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
 def test_gradients_agree_eager_compiled_jit(case, device):
     fed, make = _split([x.astype(np.float64) if isinstance(x, np.ndarray) and x.dtype.kind == "f" else x
@@ -147,8 +133,8 @@ def test_gradients_agree_eager_compiled_jit(case, device):
         e = eager[i].numpy()
         np.testing.assert_allclose(compiled[k].numpy(), e, rtol=1e-9, atol=1e-12, err_msg=f"{case.id} compiled")
         np.testing.assert_allclose(fresh[i].grad.numpy(), e, rtol=1e-9, atol=1e-12, err_msg=f"{case.id} jit")
-        numeric = _numeric(lambda *a: value(*[lg.tensor(v, dtype="float64", device=device) for v in a]).item(),
-                           fed, i, eps)
+        numeric = numeric_grad(lambda *a: value(*[lg.tensor(v, dtype="float64", device=device) for v in a]).item(),
+                             fed, i, eps)
         np.testing.assert_allclose(compiled[k].numpy(), numeric, rtol=rtol, atol=atol,
                                    err_msg=f"{case.id}: compiled gradient vs finite differences")
 

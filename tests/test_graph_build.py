@@ -47,10 +47,10 @@ def test_tf1_linear_regression_fits_the_line():
     Y = W * X + b
     loss = ((Y - label) ** 2).mean()
     gW, gb = lg.gradients(loss, [W, b])
-    train = lg.compile([loss, lg.assign(W, W - 0.5 * gW), lg.assign(b, b - 0.5 * gb)])
-    first = train(x_data, y_data)[0].item()
+    train = lg.compile(loss, updates=[lg.assign(W, W - 0.5 * gW), lg.assign(b, b - 0.5 * gb)])
+    first = train(x_data, y_data).item()
     for _ in range(9_999):
-        last = train(X=x_data, label=y_data)[0].item()
+        last = train(X=x_data, label=y_data).item()
     assert last < 1e-10 < first
     np.testing.assert_allclose(W.value.numpy(), [0.1], atol=1e-4)
     np.testing.assert_allclose(b.value.numpy(), [0.3], atol=1e-4)
@@ -119,6 +119,17 @@ def test_every_read_sees_the_value_from_the_start_of_the_run():
     got_new, got_after = f()
     assert got_new.item() == 10.0 and got_after.item() == 1.0
     assert w.value.item() == 10.0
+
+
+def test_updates_are_performed_but_not_returned():
+    w = lg.Variable(lg.zeros(2), name="w")
+    x = lg.placeholder((2,), name="x")
+    f = lg.compile((w * x).sum(), updates=[lg.assign(w, w + x)])
+    assert f(np.array([1.0, 2.0])).item() == 0.0           # reads the value from the start of the run
+    assert f(np.array([1.0, 2.0])).item() == 5.0
+    np.testing.assert_allclose(w.value.numpy(), [2.0, 4.0])
+    with pytest.raises(TypeError, match="update 0 is a mul node, not an lg.assign"):
+        lg.compile(x.sum(), updates=[w * 2])
 
 
 def test_assign_broadcasts_and_casts_with_explicit_nodes():

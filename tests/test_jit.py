@@ -81,6 +81,27 @@ def test_cond_and_while_loop_inside_jit():
     assert f.cache_info.misses == 1
 
 
+def test_a_failed_trace_leaves_gradients_and_tensors_untouched():
+    w = lg.ones(2, requires_grad=True)
+    w.grad = lg.tensor([5.0, 5.0])
+    buf = lg.zeros(2)
+
+    @lg.jit
+    def f(x):
+        loss = (x * w).sum()
+        loss.backward()
+        with lg.no_grad():
+            buf.copy_(w.grad)
+        raise RuntimeError("user bug after backward")
+
+    with pytest.raises(RuntimeError, match="user bug"):
+        f(lg.ones(2))
+    assert isinstance(w.grad, lg.Tensor) and w.grad.tolist() == [5.0, 5.0]
+    assert buf.tolist() == [0.0, 0.0]
+    assert lg.Tensor.grad is not None and not isinstance(w.grad, lg.Symbol)
+    assert lg.dispatch.tracer is None and not lg.dispatch._hooks
+
+
 def test_reading_values_inside_a_trace_is_refused():
     @lg.jit
     def f(x):

@@ -98,27 +98,28 @@ def make_assign(target, value, location):
     return Symbol(node)
 
 
-def compile(outputs, inputs=None, name="graph"):
+def compile(outputs, inputs=None, updates=(), name="graph"):
     """Compile ``outputs`` (a Symbol, or a list of them) into an ``Executable``.
 
-    The graph is found by walking back from the outputs; every ``assign`` it reaches is
-    performed when it runs. ``inputs`` fixes the order of positional feeds (default: the
-    placeholders in the order they were made); feeds can always be given by name.
+    The graph is found by walking back from the outputs and the ``updates`` (assign nodes to
+    perform on every run without returning their values); every ``assign`` reached is
+    performed. ``inputs`` fixes the order of positional feeds (default: the placeholders in the
+    order they were made); feeds can always be given by name::
+
+        train = lg.compile(loss, updates=[lg.assign(w, w - 0.1 * gw)])
     """
     from .codegen import Executable
 
     single = not isinstance(outputs, (list, tuple))
     outs = [outputs] if single else list(outputs)
-    nodes = []
-    for i, o in enumerate(outs):
-        if not isinstance(o, Symbol):
-            raise TypeError(f"compile: output {i} is a {type(o).__name__}, not a graph Symbol; "
-                            f"outputs are values built from placeholders, variables and constants")
-        if o.node.frame is not ROOT:
-            raise TraceError(f"compile: output {i} was computed inside a cond branch or while body"
-                             f"{format_location(o.node.location)}")
-        nodes.append(o.node)
-    reachable = [n for n in collect(nodes) if n.op == "placeholder"]
+    nodes = [_root_node(o, f"output {i}") for i, o in enumerate(outs)]
+    effects = []
+    for i, u in enumerate([updates] if isinstance(updates, Symbol) else list(updates)):
+        node = _root_node(u, f"update {i}")
+        if node.op != "assign":
+            raise TypeError(f"compile: update {i} is a {node.op_name} node, not an lg.assign(...)")
+        effects.append(node)
+    reachable = [n for n in collect(nodes + effects) if n.op == "placeholder"]
     if inputs is None:
         order = reachable
     else:
@@ -134,5 +135,15 @@ def compile(outputs, inputs=None, name="graph"):
             raise TraceError("compile: the outputs depend on placeholder(s) not listed in inputs: "
                              + ", ".join(f"{n.name or 'unnamed'} {fmt_shape(n.shape)}"
                                          f"{format_location(n.location)}" for n in missing))
-    graph = Graph(collect(nodes), order, nodes, name=name)
+    graph = Graph(collect(nodes + effects), order, nodes, name=name)
     return Executable(graph, single=single)
+
+
+def _root_node(value, what):
+    if not isinstance(value, Symbol):
+        raise TypeError(f"compile: {what} is a {type(value).__name__}, not a graph Symbol; "
+                        f"outputs are values built from placeholders, variables and constants")
+    if value.node.frame is not ROOT:
+        raise TraceError(f"compile: {what} was computed inside a cond branch or while body"
+                         f"{format_location(value.node.location)}")
+    return value.node

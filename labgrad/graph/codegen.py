@@ -326,7 +326,7 @@ class _FunctionWriter:
                 out.append((f"{helper}({ref}, {val})", {val}))
             else:
                 owner = self.p.bind(var.name or "var", var.value)
-                out.append((f"{self.xp(var.device)}.copyto({owner}.data, {val})", {val}))
+                out.append((f"{owner}.data[...] = {val}", {val}))
                 stamped.append(owner)
         out.extend((f"{o}._mark_modified()", set()) for o in stamped)
         # all values are computed before the first write: reads all saw the start-of-run state
@@ -399,7 +399,7 @@ def _aliases_written(value, targets, var):
 def _write_weak(ref, array):
     t = ref()
     if t is not None:
-        t._backend.xp.copyto(t.data, array)
+        t.data[...] = array
         t._mark_modified()
 
 
@@ -428,7 +428,9 @@ def _inline(op, xp, args, attrs, program):
 # ---------------------------------------------------------------- the Executable
 
 class _Feed:
-    __slots__ = ("name", "node", "shape", "dtype", "backend", "position")
+    """What one placeholder accepts; ``quick`` passes the common case without a detour."""
+
+    __slots__ = ("name", "node", "shape", "dtype", "backend", "position", "on_cpu", "exact")
 
     def __init__(self, node, position):
         self.node = node
@@ -437,6 +439,21 @@ class _Feed:
         self.dtype = node.aval.dtype
         self.backend = get_backend(node.device)
         self.position = position
+        self.on_cpu = self.backend.device.type == "cpu"
+        self.exact = None not in self.shape
+
+    def quick(self, value):
+        """The array to feed when ``value`` already fits exactly, else None."""
+        cls = value.__class__
+        if cls is np.ndarray and self.on_cpu:
+            array = value
+        elif cls is Tensor and value._backend is self.backend:
+            array = value.data
+        else:
+            return None
+        if array.dtype == self.dtype and self.exact and array.shape == self.shape:
+            return array
+        return None
 
 
 _MISSING = object()
@@ -495,6 +512,15 @@ class Executable:
 
     def _arrays(self, args, feeds):
         n = len(self._feeds)
+        if not feeds and len(args) == n:
+            arrays = []
+            for f, v in zip(self._feeds, args):
+                a = f.quick(v)
+                if a is None:
+                    break
+                arrays.append(a)
+            else:
+                return arrays
         if len(args) > n:
             raise TypeError(f"this executable takes {n} input(s) ({self._signature_text()}), "
                             f"but {len(args)} were given by position")
@@ -557,7 +583,10 @@ class Executable:
     # ---- running
     def __call__(self, *args, **feeds):
         arrays = self._arrays(args, feeds)
-        out = self.call_arrays(arrays)
+        try:
+            out = self._fn(*arrays)
+        except Exception as e:
+            raise self._explain(e) from e
         return self._wrap(out)
 
     def run(self, feeds=None):
@@ -578,12 +607,12 @@ class Executable:
 
     def _wrap(self, out):
         backends = self._out_backends
-        if not self.graph.outputs:
-            return None
         if len(backends) == 1:
             t = Tensor._wrap(out, backends[0])
             return t if self.single else (t,)
-        return tuple(Tensor._wrap(a, b) for a, b in zip(out, backends))
+        if not backends:
+            return None
+        return tuple([Tensor._wrap(a, b) for a, b in zip(out, backends)])
 
     def _explain(self, error):
         """The node (and user line) behind an exception raised inside the generated code."""

@@ -113,7 +113,10 @@ class Tracer:
         Tensor.grad = _WatchedGrad(self)
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, exc_type, *exc):
+        if exc_type is not None:   # a failed trace leaves every .grad as it found it
+            for t, before, _ in self.grads.values():
+                _GRAD_SLOT.__set__(t, before)
         Tensor.grad = _GRAD_SLOT
         ir._lifters.remove(self)
         dispatch.tracer = None
@@ -343,7 +346,12 @@ def _describe_change(old, new, paths):
     """Why a new signature differs from the last one traced: 'arg 0 shape (32, 64) -> (16, 64)'."""
     (old_spec, old_sigs), (new_spec, new_sigs) = old, new
     if old_spec != new_spec:
-        return "the structure of the arguments changed"
+        def shape_of(spec):
+            _, args, kwargs = spec
+            return f"{len(args[1])} positional, keywords {kwargs[1]}"
+        if shape_of(old_spec) != shape_of(new_spec):
+            return f"the arguments changed: {shape_of(new_spec)} instead of {shape_of(old_spec)}"
+        return "the nesting of the arguments (tuples, lists, dicts) changed"
     labels = ("kind", "shape", "dtype", "device", "requires_grad")
     for path, a, b in zip(paths, old_sigs, new_sigs):
         if a == b:
