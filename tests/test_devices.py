@@ -153,7 +153,8 @@ def test_asking_for_cuda_without_cupy_says_how_to_install(monkeypatch, no_cuda_r
     assert lg.available_devices() == [Device("cpu")]
     reason = lg.cuda.unavailable_reason()
     assert "CuPy is not installed" in reason and "pip install" in reason and "gpu-cuda12" in reason
-    with pytest.raises(lg.DeviceError, match=r"(?s)device 'cuda:0' is not available: CuPy is not installed.*pip install"):
+    not_installed = r"(?s)device 'cuda:0' is not available: CuPy is not installed.*pip install"
+    with pytest.raises(lg.DeviceError, match=not_installed):
         lg.tensor([1.0], device="cuda")
     with pytest.raises(lg.DeviceError, match="pip install"):
         lg.ones(2).to("cuda")
@@ -174,7 +175,8 @@ def test_cupy_with_zero_gpus(monkeypatch, no_cuda_registered):
 
 def test_asking_for_a_gpu_index_that_does_not_exist(monkeypatch, no_cuda_registered):
     monkeypatch.setitem(sys.modules, "cupy", _fake_cupy(device_count=1))
-    with pytest.raises(lg.DeviceError, match=r"'cuda:3' does not exist: this machine has 1 CUDA GPU\(s\), cuda:0..cuda:0"):
+    missing = r"'cuda:3' does not exist: this machine has 1 CUDA GPU\(s\), cuda:0..cuda:0"
+    with pytest.raises(lg.DeviceError, match=missing):
         lg.zeros(1, device="cuda:3")
 
 

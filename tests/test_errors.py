@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import os
 
-import numpy as np
 import pytest
 
 import labgrad as lg
@@ -179,5 +178,4 @@ def test_errors_do_not_print_addresses():
                lambda: (lg.ones(1) * 2).backward()):
         with pytest.raises(lg.LabgradError) as info:
             fn()
-        assert "0x" not in str(info.value)
-        assert np.char.find(str(info.value), "object at") == -1
+        assert "0x" not in str(info.value) and "object at" not in str(info.value)

@@ -107,6 +107,7 @@ def loop_fold(cols, size, k, s, p, d):
 
 WIN = dict(kernel_size=(2, 3), stride=(2, 1), padding=(1, 1), dilation=(1, 2))
 a23, b3, b21 = randn(2, 3), randn(3), randn(2, 1)
+TTF, TFF = np.array([True, True, False]), np.array([True, False, False])
 
 FORWARD = [
     # ---- elementwise arithmetic
@@ -145,8 +146,8 @@ FORWARD = [
     FCase("le", lambda a: a <= 0.0, lambda a: a <= 0.0, np.array([-1.0, 0.0, 1.0], np.float32)),
     FCase("gt", lambda a, b: a > b, np.greater, a23, b21),
     FCase("ge", lambda a: a >= 0.0, lambda a: a >= 0.0, np.array([-1.0, 0.0, 1.0], np.float32)),
-    FCase("logical_and", lambda a, b: a & b, np.logical_and, np.array([True, True, False]), np.array([True, False, False])),
-    FCase("logical_or", lambda a, b: a | b, np.logical_or, np.array([True, True, False]), np.array([True, False, False])),
+    FCase("logical_and", lambda a, b: a & b, np.logical_and, TTF, TFF),
+    FCase("logical_or", lambda a, b: a | b, np.logical_or, TTF, TFF),
     FCase("logical_not", lambda a: ~a, np.logical_not, np.array([True, False])),
     # ---- shape
     FCase("reshape", lambda a: a.reshape(3, -1), lambda a: a.reshape(3, -1), randn(2, 3, 2)),
@@ -179,7 +180,8 @@ FORWARD = [
     FCase("var", lambda a: a.var(axis=1, ddof=1), lambda a: a.var(1, ddof=1), randn(3, 5), rtol=1e-5),
     FCase("logsumexp", lambda a: a.logsumexp(axis=1),
           lambda a: np.log(np.exp(a.astype(np.float64)).sum(1)).astype(a.dtype), randn(3, 4)),
-    FCase("logsumexp", lambda a: a.logsumexp(axis=0), lambda a: np.array([1000, -1000], a.dtype) + np.float32(math.log(2)),
+    FCase("logsumexp", lambda a: a.logsumexp(axis=0),
+          lambda a: np.array([1000, -1000], a.dtype) + np.float32(math.log(2)),
           np.array([[1000.0, -1000.0], [1000.0, -1000.0]], np.float32), id="stable"),
     # ---- linear algebra and nn
     FCase("matmul", lambda a, b: a @ b, np.matmul, randn(2, 1, 2, 3), randn(4, 3, 2), rtol=1e-5),
@@ -190,7 +192,8 @@ FORWARD = [
     FCase("log_softmax", lambda a: a.log_softmax(axis=1), lambda a: np.log(_np_softmax(a, 1)), randn(3, 4),
           rtol=1e-5),
     FCase("one_hot", lambda t: F.one_hot(t, 4), lambda t: np.eye(4, dtype=np.float32)[t], np.array([3, 0, 1, 3])),
-    FCase("cross_entropy", lambda z, t: F.cross_entropy(z, t), _np_cross_entropy, randn(5, 4), np.array([0, 3, 1, 1, 2]),
+    FCase("cross_entropy", lambda z, t: F.cross_entropy(z, t), _np_cross_entropy,
+          randn(5, 4), np.array([0, 3, 1, 1, 2]),
           rtol=1e-5),
     FCase("unfold", lambda x: op("unfold")(x, **WIN), lambda x: loop_unfold(x, (2, 3), (2, 1), (1, 1), (1, 2)),
           randn(2, 3, 5, 6)),

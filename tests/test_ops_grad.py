@@ -44,6 +44,11 @@ def _op(name):
     return get_op(name)
 
 
+def _index_on(like, values):
+    """An index array on the device of ``like`` (ops receive backend arrays, not lists)."""
+    return like._backend.asarray(np.array(values))
+
+
 CASES = [
     # ---- elementwise binary, with broadcasting
     Case("add", lambda a, b: a + b, randn(2, 3), randn(3), id="bcast-row"),
@@ -92,7 +97,7 @@ CASES = [
     Case("getitem", lambda a, m: a[m] ** 2, randn(3, 2), np.array([[True, False], [False, True], [True, True]]),
          id="bool-mask"),
     Case("getitem", lambda a: a[None, ..., 1] ** 2, randn(2, 3, 2), id="none-ellipsis"),
-    Case("getitem_grad", lambda g, ref: _op("getitem_grad")(g, ref, index=(ref._backend.asarray(np.array([0, 2, 0])),)) ** 2,
+    Case("getitem_grad", lambda g, ref: _op("getitem_grad")(g, ref, index=(_index_on(ref, [0, 2, 0]),)) ** 2,
          randn(3, 2), randn(4, 2)),
     Case("concatenate", lambda a, b: lg.concatenate([a, b], axis=1) ** 2, randn(2, 3), randn(2, 1)),
     Case("stack", lambda a, b: lg.stack([a, b], axis=1) ** 2, randn(2, 3), randn(2, 3)),

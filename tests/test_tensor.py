@@ -162,7 +162,7 @@ def test_repr_forms():
     assert repr(lg.tensor([True])) == "tensor([ True])"
     assert repr(lg.tensor([1.0], requires_grad=True)) == "tensor([1.], requires_grad=True)"
     assert repr(lg.tensor([1.0], name="w")) == "tensor([1.], name='w')"
-    assert repr(lg.tensor(2.5)) == "tensor(2.5000)" or repr(lg.tensor(2.5)) == "tensor(2.5)"
+    assert repr(lg.tensor(2.5)) == "tensor(2.5)" and repr(lg.tensor(1 / 3)) == "tensor(0.3333)"
     assert str(lg.tensor([1.0])) == repr(lg.tensor([1.0]))
     assert f"{lg.tensor(2.0):.2f}" == "2.00"
 
