@@ -4,6 +4,8 @@
 >>> viz.draw(loss)                     # the graph that computed loss
 >>> viz.draw(loss, backward=True)      # what loss.backward() will run
 >>> viz.BackpropStepper(loss)          # step through forward and backward, op by op
+>>> viz.draw(f)                        # a static graph: lg.compile(...), lg.jit function, Graph
+>>> viz.compare(f, x_pos, x_neg, static_fn=f_cond)   # eager graphs vs the one static graph
 
 Drawings are built as DOT text and rendered to SVG by ``graphviz-pure`` (see ``viz.render``).
 viz reads labgrad's public objects; labgrad never imports viz.
@@ -11,5 +13,7 @@ viz reads labgrad's public objects; labgrad never imports viz.
 from .draw import DrawOptions, GraphView, draw, register_drawer  # noqa: F401
 from .render import RendererNotFoundError, RenderError, render_svg, set_renderer  # noqa: F401
 from . import eager  # noqa: F401  (registers the drawer for lg.Tensor)
+from . import static  # noqa: F401  (registers drawers for Graph, Executable, jit functions, Symbol)
+from .compare import compare  # noqa: F401
 from .stepper import BackpropStepper  # noqa: F401
 from . import feedback  # noqa: F401  (exercises' visible checks: viz.feedback.check)
