@@ -132,6 +132,15 @@ def test_updates_are_performed_but_not_returned():
         lg.compile(x.sum(), updates=[w * 2])
 
 
+def test_swapping_two_variables_through_views():
+    a = lg.Variable(lg.tensor([[1.0, 2.0]]), name="a")
+    b = lg.Variable(lg.tensor([[3.0], [4.0]]), name="b")
+    f = lg.compile([], updates=[lg.assign(a, b.reshape(1, 2)), lg.assign(b, a.T)])
+    f()   # both values are views of the other variable's storage: copied before any write
+    assert a.value.tolist() == [[3.0, 4.0]] and b.value.tolist() == [[1.0], [2.0]]
+    assert ".copy()" in f.code
+
+
 def test_assign_broadcasts_and_casts_with_explicit_nodes():
     w = lg.Variable(lg.zeros(2, 2), name="w")
     v = lg.placeholder((), "float64", name="v")

@@ -20,6 +20,7 @@ and so to the user's line that defined it. The happy path has no per-node ``try`
 from __future__ import annotations
 
 import ast
+import builtins
 import copy
 import functools
 import inspect
@@ -33,7 +34,7 @@ import weakref
 
 import numpy as np
 
-from ..backends import get_backend
+from ..backends import CPU, get_backend
 from ..errors import DeviceError, DTypeError, LabgradError, ShapeError, format_location
 from ..ops.registry import Aval, fmt_shape
 from ..tensor import Tensor
@@ -113,6 +114,8 @@ def _is_literal(v):
 
 # ---------------------------------------------------------------- the program text
 
+_LOCAL = re.compile(r"[va]\d+")   # the generated code's local names
+
 class _Program:
     """Source lines being written, the names they refer to, and which node each line runs."""
 
@@ -120,7 +123,7 @@ class _Program:
         self.functions = []          # finished function sources (lists of lines)
         self.namespace = {"Tensor": Tensor}
         self.line_nodes = {}         # (function index, line in function) -> (graph, node, input exprs)
-        self._taken = set(self.namespace) | set(dir(__builtins__) if not isinstance(__builtins__, dict) else __builtins__)
+        self._taken = set(self.namespace) | set(dir(builtins))
         self._bound = {}             # id(value) -> name
 
     def bind(self, base, value):
@@ -128,20 +131,16 @@ class _Program:
         key = id(value)
         if key in self._bound and self.namespace[self._bound[key]] is value:
             return self._bound[key]
-        name = _identifier(base)
-        candidate, k = name, 1
-        while candidate in self._taken or keyword.iskeyword(candidate):
-            candidate = f"{name}_{k}"
-            k += 1
-        self._taken.add(candidate)
-        self.namespace[candidate] = value
-        self._bound[key] = candidate
-        return candidate
+        name = self.reserve(base)
+        self.namespace[name] = value
+        self._bound[key] = name
+        return name
 
     def reserve(self, base):
+        """A fresh name: not a builtin, keyword, or the local names ``v3``/``a0`` of the code."""
         name, k = _identifier(base), 1
         candidate = name
-        while candidate in self._taken or keyword.iskeyword(candidate):
+        while candidate in self._taken or keyword.iskeyword(candidate) or _LOCAL.fullmatch(candidate):
             candidate = f"{name}_{k}"
             k += 1
         self._taken.add(candidate)
@@ -299,38 +298,36 @@ class _FunctionWriter:
         self.add(lines, node, set(refs), name)
 
     def writes(self):
-        """The end-of-run updates: for each variable, the value of its last assign."""
+        """The end-of-run updates: for each variable, the value of its last assign.
+
+        Every value is computed before the first write, so every read saw the state from the
+        start of the run. A value that may share memory with a variable written in this run
+        (a view of it) is copied first.
+        """
         last = {}
         for n in self.graph.nodes:
             if n.op == "assign":
                 last[n.target.id] = n
-        out = []
-        stamped = []
-        targets = {a.target.id for a in last.values()}
+        written = {a.target.id for a in last.values() if a.target.attrs.get("slot") != "grad"}
+        copies, out, stamped = [], [], []
         for assign in last.values():
-            var = assign.target
-            value = assign.inputs[1]
+            var, value = assign.target, assign.inputs[1]
             val = self.ref(value)
+            if isinstance(value, Node) and _may_alias(value, written - {var.id}) and val not in copies:
+                copies.append(val)
             if var.attrs.get("slot") == "grad":
                 owner = self.p.bind(var.name or "var", var.value)
-                if value is None:
-                    out.append((f"{owner}.grad = None", set()))
-                else:
-                    out.append((f"{owner}.grad = Tensor._wrap({val}, {owner}._backend)", {val}))
-                continue
-            if _aliases_written(value, targets, var):
-                out.append((f"{val} = {val}.copy()", {val}))
-            if var.attrs.get("weak"):
+                out.append((f"{owner}.grad = None", set()) if value is None else
+                           (f"{owner}.grad = Tensor._wrap({val}, {owner}._backend)", {val}))
+            elif var.attrs.get("weak"):
                 ref = self.p.bind(f"{var.name or 'fresh'}_ref", var.value)
-                helper = self.p.bind("write_weak", _write_weak)
-                out.append((f"{helper}({ref}, {val})", {val}))
+                out.append((f"{self.p.bind('write_weak', _write_weak)}({ref}, {val})", {val}))
             else:
                 owner = self.p.bind(var.name or "var", var.value)
                 out.append((f"{owner}.data[...] = {val}", {val}))
                 stamped.append(owner)
         out.extend((f"{o}._mark_modified()", set()) for o in stamped)
-        # all values are computed before the first write: reads all saw the start-of-run state
-        return out
+        return [(f"{v} = {v}.copy()", {v}) for v in copies] + out
 
     def render(self, params):
         # the last use of each local name: intermediates are deleted as soon as they are dead
@@ -377,21 +374,19 @@ def _value_uses(graph):
     return used
 
 
-def _aliases_written(value, targets, var):
-    """Could ``value`` share memory with another variable that is written in the same run?
-
-    Shape ops (reshape, transpose, slicing) return views, so follow them back."""
-    seen = set()
-    stack = [value]
+def _may_alias(value, variables):
+    """Could ``value`` share memory with one of ``variables`` (node ids)? Shape ops such as
+    reshape, transpose and slicing return views, and so may ``cast``: follow them back."""
+    seen, stack = set(), [value]
     while stack:
         n = stack.pop()
         if not isinstance(n, Node) or n.id in seen:
             continue
         seen.add(n.id)
-        if n.op == "variable" and n.id in targets and n is not var:
+        if n.op == "variable" and n.id in variables:
             return True
-        if n.op in ("assign", "stop_gradient") or (n.kind == "op" and n.op.family in ("shape",) or
-                                                     n.op_name == "cast"):
+        view = n.kind == "op" and (n.op.family == "shape" or n.op.name == "cast")
+        if view or n.op in ("assign", "stop_gradient"):
             stack.extend(n.inputs)
     return False
 
@@ -475,10 +470,7 @@ class Executable:
     def _build(self):
         graph = self.graph
         program = _Program()
-        home = graph.outputs[0].device if graph.outputs else (graph.nodes[0].device if graph.nodes else None)
-        if home is None:
-            from ..backends import CPU
-            home = CPU.device
+        home = graph.outputs[0].device if graph.outputs else (graph.nodes[0].device if graph.nodes else CPU.device)
         fname = program.reserve(_identifier(graph.name))
         _FunctionWriter(program, graph, fname, home, returns="main").write()
         self._filename = f"<labgrad {graph.name} #{next(_program_ids)}>"
@@ -499,8 +491,7 @@ class Executable:
         self._feeds = [_Feed(n, i) for i, n in enumerate(graph.inputs)]
         self._by_name = {f.name: f for f in self._feeds if f.name}
         self._out_backends = [get_backend(o.device) for o in graph.outputs]
-        _cleanup = self._filename
-        weakref.finalize(self, linecache.cache.pop, _cleanup, None)
+        weakref.finalize(self, linecache.cache.pop, self._filename, None)
 
     # ---- feeding
     @property

@@ -305,15 +305,28 @@ class Tracer:
 
 # ---------------------------------------------------------------- arguments and signatures
 
-def _flatten(obj, path, items):
-    """Structure of ``obj`` (nested tuples/lists/dicts), collecting ``(path, leaf)`` items."""
-    if isinstance(obj, (tuple, list)):
-        return (type(obj).__name__, tuple(_flatten(v, f"{path}[{i}]", items) for i, v in enumerate(obj)))
-    if isinstance(obj, dict):
+def _flatten(obj, leaves):
+    """Structure of ``obj`` (nested tuples/lists/dicts), collecting its leaves in order."""
+    cls = obj.__class__
+    if cls is tuple or cls is list:
+        return (cls.__name__, tuple([_flatten(v, leaves) for v in obj]))
+    if cls is dict:
         keys = tuple(obj)
-        return ("dict", keys, tuple(_flatten(obj[k], f"{path}[{k!r}]", items) for k in keys))
-    items.append((path, obj))
+        return ("dict", keys, tuple([_flatten(obj[k], leaves) for k in keys]))
+    leaves.append(obj)
     return "*"
+
+
+def _paths(spec, path):
+    """The path of each leaf of ``spec``, in ``_flatten``'s order: ``args[0]``, ``kwargs['lr']``."""
+    if spec == "*":
+        yield path
+    elif spec[0] == "dict":
+        for k, sub in zip(spec[1], spec[2]):
+            yield from _paths(sub, f"{path}[{k!r}]")
+    else:
+        for i, sub in enumerate(spec[1]):
+            yield from _paths(sub, f"{path}[{i}]")
 
 
 def _unflatten(spec, it):
@@ -467,6 +480,8 @@ class _Entry:
         out = self.executable.call_arrays(arrays)
         results = (out,) if self.n_results == 1 else (out or ())
         tensors = [Tensor._wrap(a, b) for a, b in zip(results, self.backends)]
+        if not self.arg_grad_leaves and self.out_spec == "*":
+            return tensors[0] if self.out_items[0][0] == "result" else self.out_items[0][1]
         n_user = len(tensors) - len(self.arg_grad_leaves)
         for i, g in zip(self.arg_grad_leaves, tensors[n_user:]):
             x = leaves[i]
@@ -512,9 +527,8 @@ class JitFunction:
     def __call__(self, *args, **kwargs):
         if dispatch.tracer is not None:   # called from a function being traced: trace through it
             return self.fn(*args, **kwargs)
-        items = []
-        spec = ("call", _flatten(list(args), "args", items), _flatten(kwargs, "kwargs", items))
-        leaves = [v for _, v in items]
+        leaves = []
+        spec = ("call", _flatten(list(args), leaves), _flatten(kwargs, leaves))
         key = (spec, tuple([_leaf_signature(v) for v in leaves]))
         entry = self._cache.get(key)
         if entry is not None:
@@ -525,8 +539,8 @@ class JitFunction:
         elif self._latest is None:
             why = "first call"
         else:
-            why = _describe_change(self._latest.key, key, [self._label(p) for p, _ in items])
-        entry = self._trace(args, kwargs, items, spec, key)
+            why = _describe_change(self._latest.key, key, [self._label(p) for p in self._leaf_paths(spec)])
+        entry = self._trace(leaves, spec, key)
         self.cache_info.misses += 1
         self.cache_info.traces.append(why)
         self._cache[key] = self._latest = entry
@@ -541,11 +555,15 @@ class JitFunction:
             return f"arg {i}{rest}" + (f" ({name})" if name and not rest else "")
         return "arg " + path[len("kwargs"):].strip("[]")
 
-    def _trace(self, args, kwargs, items, spec, key):
+    @staticmethod
+    def _leaf_paths(spec):
+        return list(_paths(spec[1], "args")) + list(_paths(spec[2], "kwargs"))
+
+    def _trace(self, leaves, spec, key):
         names = _discover_names(self.fn)
         tracer = Tracer(names)
         feed_leaves, placeholders, symbolic = [], [], []
-        for i, (path, value) in enumerate(items):
+        for i, (path, value) in enumerate(zip(self._leaf_paths(spec), leaves)):
             if value.__class__ is Tensor or isinstance(value, np.ndarray):
                 t = value
                 device = t.device if t.__class__ is Tensor else "cpu"
@@ -564,10 +582,10 @@ class JitFunction:
         sym_kwargs = _unflatten(spec[2], it)
         with tracer:
             out = self.fn(*sym_args, **sym_kwargs)
-            out_items_raw = []
-            out_spec = _flatten(out, "result", out_items_raw)
+            out_leaves = []
+            out_spec = _flatten(out, out_leaves)
             outputs, out_items = [], []
-            for _, v in out_items_raw:
+            for v in out_leaves:
                 if isinstance(v, Symbol):
                     out_items.append(("result", len(outputs)))
                     outputs.append(ir.ROOT.capture(v.node))
