@@ -202,3 +202,12 @@ def test_load_to_a_device(tmp_path):
     if not lg.cuda.is_available():
         with pytest.raises(lg.DeviceError):
             lg.load(path, device="cuda")
+
+
+def test_tensors_from_a_device_round_trip(tmp_path, device):
+    w = lg.tensor([[1.0, 2.0], [3.0, 4.0]], device=device)
+    path = tmp_path / "ckpt.npz"
+    lg.save({"w": w}, path)
+    on_cpu, back = lg.load(path)["w"], lg.load(path, device=device)["w"]
+    assert on_cpu.device == lg.device("cpu") and back.device == lg.device(device)
+    assert back.tolist() == on_cpu.tolist() == [[1.0, 2.0], [3.0, 4.0]]

@@ -155,3 +155,9 @@ def test_digits_without_scikit_learn_says_how_to_install(monkeypatch):
             datasets.digits("train")
     finally:
         datasets._digits_arrays.cache_clear()
+
+
+def test_loader_puts_batches_on_a_device(device):
+    xb, yb = next(iter(DataLoader(numbered(6), batch_size=4, device=device)))
+    assert xb.device == yb.device == lg.device(device)
+    assert yb.tolist() == [0, 1, 2, 3] and xb.dtype == np.float32

@@ -442,3 +442,32 @@ def test_mlp_reaches_95_percent_on_digits_in_20_epochs():
     start = time.perf_counter()
     accuracy = train_digits_mlp()
     assert accuracy >= 0.95, f"test accuracy {accuracy:.3f} after 20 epochs (took {time.perf_counter() - start:.1f} s)"
+
+
+# ---------------------------------------------------------------- devices
+
+def test_a_model_moves_to_a_device_and_trains_there(device):
+    lg.manual_seed(0)
+    on_cpu = nn.Sequential(nn.Linear(4, 6), nn.ReLU(), nn.Linear(6, 3))
+    lg.manual_seed(0)
+    moved = nn.Sequential(nn.Linear(4, 6), nn.ReLU(), nn.Linear(6, 3))
+    weights = list(moved.parameters())
+    assert moved.to(device) is moved
+    assert all(p is q for p, q in zip(moved.parameters(), weights))
+    assert all(p.device == lg.device(device) and p.requires_grad for p in moved.parameters())
+    x = np.random.default_rng(0).standard_normal((5, 4)).astype(np.float32)
+    t = np.array([0, 2, 1, 1, 0])
+    for model, dev in ((on_cpu, "cpu"), (moved, device)):
+        F.cross_entropy(model(lg.tensor(x, device=dev)), lg.tensor(t, device=dev)).backward()
+    for p, q in zip(on_cpu.parameters(), moved.parameters()):
+        assert q.grad.device == lg.device(device)
+        np.testing.assert_allclose(q.grad.numpy(), p.grad.numpy(), rtol=1e-5, atol=1e-7)
+    moved.to("cpu")
+    assert all(p.device == lg.device("cpu") for p in moved.parameters())
+
+
+def test_layers_can_be_built_on_a_device(device):
+    fc = nn.Linear(3, 2, device=device)
+    conv = nn.Conv2d(1, 2, 3, device=device)
+    assert fc.weight.device == conv.weight.device == lg.device(device)
+    assert fc(lg.ones(1, 3, device=device)).device == lg.device(device)

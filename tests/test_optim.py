@@ -308,3 +308,18 @@ def test_schedulers_match_torch(make):
     sched = make(optim.lr_scheduler, opt)
     expected = lrs(tsched, topt, 8)
     np.testing.assert_allclose(lrs(sched, opt, 8), expected, rtol=1e-9, atol=1e-12)
+
+
+def test_optimizer_state_lives_on_the_parameters_device(device):
+    p = lg.tensor(P0.copy(), device=device, requires_grad=True)
+    opt = optim.Adam([p], lr=0.01)
+    assert opt.state[p]["exp_avg"].device == lg.device(device)
+    for g in GRADS:
+        p.grad = lg.tensor(g, device=device)
+        opt.step()
+    np.testing.assert_allclose(p.numpy(), adam_numpy(P0, GRADS, lr=0.01), rtol=1e-5, atol=1e-6)
+    q = lg.tensor(P0.copy(), device=device, requires_grad=True)
+    other = optim.Adam([q], lr=0.01)
+    other.load_state_dict(opt.state_dict())
+    assert other.state[q]["exp_avg_sq"].device == lg.device(device)
+    np.testing.assert_array_equal(other.state[q]["exp_avg"].numpy(), opt.state[p]["exp_avg"].numpy())
