@@ -179,7 +179,6 @@ def open_and_run_all(page, base, token, name):
     page.goto(f"{base}/lab/tree/{name}?token={token}&reset", wait_until="domcontentloaded")
     page.locator(".jp-NotebookPanel .jp-Notebook .jp-Cell").first.wait_for(timeout=60_000)
     _wait(lambda: _kernel_idle(base, token), 60, "the notebook's kernel to start")
-    prompts = page.locator(".jp-NotebookPanel .jp-CodeCell .jp-InputPrompt")
     # "Run All Cells" sent while the page is still connecting to the new kernel can be dropped,
     # so run again until the first cell has visibly started.
     for attempt in range(3):
@@ -187,16 +186,18 @@ def open_and_run_all(page, base, token, name):
         page.locator(".lm-Menu-item:visible", has_text=re.compile(r"^Run All Cells")).first.click()
         try:
             page.wait_for_function(
-                "p => /\\[(\\*|\\d+)\\]/.test(p.textContent)", arg=prompts.first.element_handle(),
-                timeout=15_000)
+                """() => [...document.querySelectorAll('.jp-NotebookPanel .jp-CodeCell .jp-InputPrompt')]
+                           .some(p => /\\[(\\*|\\d+)\\]/.test(p.textContent))""", timeout=15_000)
             break
         except PageTimeout:
             if attempt == 2:
                 raise
-    # Done when every code cell shows an execution count and the kernel is idle again.
+    # Done when every code cell shows an execution count and the kernel is idle again (cells
+    # with a hidden input show no prompt; Run All runs in order, so the others suffice).
     page.wait_for_function(
         """() => [...document.querySelectorAll('.jp-NotebookPanel .jp-CodeCell .jp-InputPrompt')]
-                   .every(p => /\\[\\d+\\]/.test(p.textContent))""",
+                   .map(p => p.textContent.trim()).filter(t => t !== '')
+                   .every(t => /^\\[\\d+\\]:?$/.test(t))""",
         timeout=RUN_ALL_TIMEOUT_S * 1000, polling=500)
     _wait(lambda: _kernel_idle(base, token), 60, "the kernel to be idle after running all cells")
 
