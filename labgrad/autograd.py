@@ -273,12 +273,22 @@ def _run_backward(outputs, grad_outputs, retain_graph, create_graph, capture=Non
                 on_step(node, g, in_grads)
             if not retain_graph:
                 node._inputs = node._out = None
+        stored = set()
         for x, g in leaf_grads.values():  # hooks see a leaf's whole gradient, once
             if x._hooks:
                 for hook in x._hooks:
                     out = hook(g)
                     g = out if out is not None else g
-            x.grad = g if x.grad is None else x.grad + g
+            if x.grad is not None:
+                x.grad = x.grad + g
+                continue
+            if not create_graph and (id(g) in stored or g.data.base is not None):
+                # a view (e.g. the broadcast gradient of sum) or a tensor another leaf got
+                # too: give this leaf its own writable copy, so grad.zero_() and in-place
+                # clipping touch only this leaf
+                g = Tensor._wrap(g.data.copy(), g._backend)
+            stored.add(id(g))
+            x.grad = g
     return captured
 
 

@@ -325,3 +325,19 @@ def test_a_thousand_training_steps_do_not_grow_memory():
     assert current_1000 - current_100 < 64 * 1024, f"memory grew by {current_1000 - current_100} bytes"
     assert peak_1000 < peak_100 + 64 * 1024, f"peak grew from {peak_100} to {peak_1000} bytes"
     assert math.isfinite(losses[-1])
+
+
+def test_each_leaf_gets_its_own_writable_grad():
+    # sum's gradient is a broadcast view and a + b hands the same gradient to both inputs:
+    # in-place edits of one leaf's .grad (zero_, clipping) must not fail or touch the other
+    x = lg.tensor([1.0, 2.0], requires_grad=True)
+    x.sum().backward()
+    x.grad.zero_()
+    assert x.grad.tolist() == [0.0, 0.0]
+
+    a = lg.tensor([1.0, 2.0], requires_grad=True)
+    b = lg.tensor([3.0, 4.0], requires_grad=True)
+    (a + b).sum().backward()
+    a.grad *= 0.5
+    assert a.grad.tolist() == [0.5, 0.5]
+    assert b.grad.tolist() == [1.0, 1.0]
