@@ -220,6 +220,38 @@ def test_state_created_by_the_first_call_is_picked_up_by_a_retrace():
     assert "still alive" in f.cache_info.traces[1]
 
 
+def test_momentum_buffers_made_lazily_inside_the_step_match_eager():
+    """PyTorch's SGD makes its momentum buffer on the first step; a traced step must too."""
+    def make():
+        lg.manual_seed(4)
+        return lg.randn(3, 2, requires_grad=True), {}
+
+    def sgd_step(w, state, x):
+        loss = ((x @ w).tanh() ** 2).sum()
+        w.grad = None
+        loss.backward()
+        with lg.no_grad():
+            if "buf" not in state:
+                state["buf"] = lg.zeros_like(w)
+            buf = state["buf"]
+            buf *= 0.9
+            buf += w.grad
+            w -= 0.1 * buf
+        return loss
+
+    xs = [lg.randn(4, 3) for _ in range(6)]
+    w_eager, s_eager = make()
+    w_jit, s_jit = make()
+    step = lg.jit(lambda x: sgd_step(w_jit, s_jit, x))
+    for x in xs:
+        sgd_step(w_eager, s_eager, x)
+        step(x)
+    np.testing.assert_allclose(w_jit.numpy(), w_eager.numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(s_jit["buf"].numpy(), s_eager["buf"].numpy(), rtol=1e-5, atol=1e-6)
+    assert step.cache_info.misses == 2 and step.cache_info.hits == 4
+    assert any(v.tensor is s_jit["buf"] for v in step.graph.variables)
+
+
 # ---------------------------------------------------------------- training steps: jit == eager
 
 def _mlp_and_data(momentum):
