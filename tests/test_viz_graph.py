@@ -475,3 +475,17 @@ def test_renders_to_svg_and_png(tmp_path):
     path = view.save(tmp_path / "graph.png")
     with open(path, "rb") as f:
         assert f.read(8) == PNG_MAGIC
+
+
+def test_stop_gradient_and_unknown_node_kinds_are_drawn_as_plain_ops():
+    x = lg.placeholder((2,), name="x")
+    y = (x.detach() * 2).sum()
+    dot = Dot(viz.draw(y).dot)
+    stop = dot.named("stop_gradient")
+    assert dot.attrs(stop)["shape"] == "ellipse" and dot.into(stop)[0][0] == dot.named("x")
+    # a node kind this drawer has never heard of (a future pass may make one) still shows up
+    odd = lg.Node("mystery", (x.node,), aval=x.node.aval)
+    graph = lg.Graph([x.node, odd], [x.node], [odd])
+    dot = Dot(viz.draw(graph).dot)
+    assert dot.nodes[dot.named("mystery")]["words"] == ["mystery", "float32[2]"]
+    assert dot.into(dot.named("mystery"))[0][0] == dot.named("x")

@@ -69,6 +69,9 @@ def draw(obj, *, values=True, grads=True, backward=False, depth=None, group=None
 
     For an eager ``Tensor``: the ops that computed it (ovals, coloured by family) and the
     tensors between them (boxes; parameters yellow, constants white, Python numbers dashed).
+    For a static ``Graph``, ``Executable``, ``lg.jit`` function (its latest trace) or graph
+    ``Symbol``: one shape per IR node, variables as cylinders, assigns writing back to them,
+    ``cond`` / ``while`` subgraphs as clusters (see ``viz.graph_figure``).
 
     ``values`` / ``grads``: print the data / ``.grad`` of tensors with at most 6 elements.
     ``backward``: draw what ``backward()`` would run instead: one node per backward rule,
