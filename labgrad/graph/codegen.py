@@ -339,7 +339,7 @@ class _FunctionWriter:
                     last_use[u] = i
         keep = set(self.statements[-1][2]) if self.statements else set()
         body = []   # (text, node that the line runs or None)
-        for i, (stmt_lines, node, uses, defines) in enumerate(self.statements):
+        for i, (stmt_lines, node, _, defines) in enumerate(self.statements):
             for k, text in enumerate(stmt_lines):
                 body.append((text, node, k == 0))
             dead = [u for u, j in last_use.items() if j == i and u not in keep]

@@ -18,8 +18,8 @@ import numpy as np
 from .. import dispatch
 from ..errors import GradError, TraceError, format_location, user_location
 from ..ops.shape import full_like
-from ..tensor import Tensor
-from .ir import Frame, Node, Symbol, _fmt_aval, collect, constant_node, current_frame, frame_scope, Graph
+from .ir import (Frame, Graph, Node, Symbol, _fmt_aval, collect, constant_node, current_frame, frame_scope,
+                 make_node, to_input)
 
 __all__ = ["cond", "while_loop", "call_graph"]
 
@@ -30,7 +30,6 @@ def _static(values):
 
 def _as_node(x):
     """A value as a node of the current frame (Python numbers become constants)."""
-    from .ir import to_input
     n = to_input(x)
     return n if isinstance(n, Node) else constant_node(n)
 
@@ -43,7 +42,7 @@ def _flat(out):
     return [out], (lambda vals: vals[0])
 
 
-def _trace(fn, args, label, location):
+def _trace(fn, args, label):
     """Call ``fn`` on fresh symbols in a new frame: its subgraph (without captures yet)."""
     frame = Frame(parent=current_frame(), label=label)
     with frame_scope(frame):
@@ -122,8 +121,8 @@ def cond(pred, true_fn, false_fn, *operands):
         raise TraceError(f"cond: the predicate must be a single value, got {_fmt_aval(pred_node.aval)}"
                          f"{format_location(location)}\n  Reduce it first, e.g. (x > 0).all() or x.sum() > 0.")
     ins = [_as_node(x) for x in operands]
-    t_frame, t_outs, rebuild = _trace(true_fn, ins, "true branch", location)
-    f_frame, f_outs, _ = _trace(false_fn, ins, "false branch", location)
+    t_frame, t_outs, rebuild = _trace(true_fn, ins, "true branch")
+    f_frame, f_outs, _ = _trace(false_fn, ins, "false branch")
     _same_avals("cond", t_outs, f_outs, "true branch", "false branch", location)
     (g_true, g_false), caps = _close([(t_frame, t_outs), (f_frame, f_outs)], ["true", "false"], len(ins))
     outs = _control_node("cond", [pred_node] + ins + caps, {}, {"true": g_true, "false": g_false},
@@ -162,11 +161,11 @@ def while_loop(cond_fn, body_fn, loop_vars, max_iterations=None):
 
 def _static_while(cond_fn, body_fn, values, rebuild, max_iterations, location):
     ins = [_as_node(x) for x in values]
-    c_frame, c_outs, _ = _trace(cond_fn, ins, "while condition", location)
+    c_frame, c_outs, _ = _trace(cond_fn, ins, "while condition")
     if len(c_outs) != 1 or None in c_outs[0].aval.shape or int(np.prod(c_outs[0].aval.shape, dtype=np.int64)) != 1:
         raise TraceError(f"while_loop: cond_fn must return one boolean scalar, got "
                          f"{', '.join(_fmt_aval(o.aval) for o in c_outs)}{format_location(location)}")
-    b_frame, b_outs, _ = _trace(body_fn, ins, "while body", location)
+    b_frame, b_outs, _ = _trace(body_fn, ins, "while body")
     if len(b_outs) != len(ins):
         raise TraceError(f"while_loop: the body returns {len(b_outs)} value(s) for {len(ins)} loop "
                          f"variable(s){format_location(location)}")
@@ -190,7 +189,6 @@ def call_graph(graph, args):
     This is how a gradient rule re-enters a branch: the branch is recomputed, then
     differentiated (rematerialization instead of storing every intermediate).
     """
-    from .ir import make_node
     env = {}
     for inp, a in zip(graph.inputs, args):
         env[inp.id] = a.node if isinstance(a, Symbol) else _as_node(a)

@@ -25,9 +25,10 @@ import numpy as np
 
 from .. import dispatch
 from ..backends import CPU, get_backend, parse_device
-from ..errors import DTypeError, LabgradError, ShapeError, TraceError, format_location, user_location
+from ..errors import (DeviceError, DTypeError, LabgradError, ShapeError, TraceError, format_location,
+                      user_location)
 from ..ops.registry import Aval, Op, fmt_shape
-from ..tensor import OpsMixin, Tensor
+from ..tensor import OpsMixin, Tensor, get_default_dtype
 
 _ids = itertools.count()
 SOURCE_KINDS = ("placeholder", "constant", "variable")
@@ -202,8 +203,7 @@ def constant_node(value, name=None, location=None):
     else:
         array, backend = np.asarray(value), CPU
         if array.dtype == np.float64 and not isinstance(value, np.ndarray):
-            from ..tensor import get_default_dtype
-            array = array.astype(get_default_dtype())
+            array = array.astype(get_default_dtype())   # Python floats: float32, as lg.tensor does
     return Node("constant", aval=Aval(array.shape, array.dtype), device=backend.device, name=name,
                 location=location or user_location(), value=array, frame=current_frame(),
                 requires_grad=isinstance(value, Tensor) and value.requires_grad)
@@ -242,7 +242,6 @@ def make_node(op, inputs, attrs, location=None):
     devices = {n.device for n in nodes if isinstance(n, Node)}
     if len(devices) > 1 and op.name != "to_device":
         listed = ", ".join(f"{_fmt_aval(n.aval)} on {n.device}" for n in nodes if isinstance(n, Node))
-        from ..errors import DeviceError
         raise DeviceError(f"{op.name}: inputs are on different devices ({listed})."
                           f"{format_location(where)}\n  Move one of them first with .to(device): "
                           f"in a graph the transfer is an explicit to_device node.")
