@@ -24,7 +24,7 @@ import numpy as np
 
 import labgrad as lg
 import labgrad.functional as F
-from eager import BATCH, LR, NumpyMLP, digit_batches, initial_weights
+from eager import BATCH, LR, NumpyMLP, _cycle, digit_batches, initial_weights
 
 TARGET = 0.65   # compiled step: at least this fraction of hand-written NumPy's steps per second
 COLUMNS = ("numpy", "eager", "compile", "jit")
@@ -37,22 +37,10 @@ def eager_model(weights):
     return model, lg.optim.SGD(model.parameters(), lr=LR)
 
 
-def eager_step(weights):
+def training_step(weights):
+    """The eager training step a student writes (the same code runs eagerly and under jit)."""
     model, opt = eager_model(weights)
 
-    def step(x, t):
-        loss = F.cross_entropy(model(x), t)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        return loss
-    return step
-
-
-def jit_step(weights):
-    model, opt = eager_model(weights)
-
-    @lg.jit
     def step(x, t):
         loss = F.cross_entropy(model(x), t)
         opt.zero_grad()
@@ -78,9 +66,9 @@ def cases():
     batches = digit_batches()
     columns = {
         "numpy": (NumpyMLP(weights).step, lambda x, t: (x.copy(), t.copy()), float),
-        "eager": (eager_step(weights), lambda x, t: (lg.tensor(x), lg.tensor(t)), lambda l: l.item()),
+        "eager": (training_step(weights), lambda x, t: (lg.tensor(x), lg.tensor(t)), lambda l: l.item()),
         "compile": (compiled_step(weights), lambda x, t: (x.copy(), t.copy()), lambda l: l.item()),
-        "jit": (jit_step(weights), lambda x, t: (lg.tensor(x), lg.tensor(t)), lambda l: l.item()),
+        "jit": (lg.jit(training_step(weights)), lambda x, t: (lg.tensor(x), lg.tensor(t)), lambda l: l.item()),
     }
     losses, timed = {}, {}
     for name, (step, convert, scalar) in columns.items():
@@ -90,17 +78,6 @@ def cases():
     for name, seq in losses.items():
         np.testing.assert_allclose(seq, losses["numpy"], rtol=2e-4, err_msg=f"MLP losses: {name}")
     return timed
-
-
-def _cycle(step, data):
-    state = {"i": 0}
-    n = len(data)
-
-    def run():
-        i = state["i"]
-        step(*data[i])
-        state["i"] = i + 1 if i + 1 < n else 0
-    return run
 
 
 def main():
