@@ -349,6 +349,21 @@ def jit_step_reasons(fn):
     return fn.cache_info.traces
 
 
+def test_each_parameter_gets_its_own_writable_gradient():
+    a, b = lg.ones(3, requires_grad=True), lg.ones(3, requires_grad=True)
+
+    @lg.jit
+    def f():
+        loss = (a + b).sum()   # both gradients are the same broadcast of ones
+        loss.backward()
+        return loss
+
+    f()
+    assert a.grad.tolist() == b.grad.tolist() == [1.0, 1.0, 1.0]
+    a.grad.zero_()             # in place, as optimizers and gradient clipping do
+    assert a.grad.tolist() == [0.0, 0.0, 0.0] and b.grad.tolist() == [1.0, 1.0, 1.0]
+
+
 def test_zero_grad_without_set_to_none_inside_jit():
     model, opt, batches = _mlp_and_data(0.0)
     ref_model, ref_opt, _ = _mlp_and_data(0.0)

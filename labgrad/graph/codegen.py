@@ -309,7 +309,7 @@ class _FunctionWriter:
             if n.op == "assign":
                 last[n.target.id] = n
         written = {a.target.id for a in last.values() if a.target.attrs.get("slot") != "grad"}
-        copies, out, stamped = [], [], []
+        copies, out, stamped, grads = [], [], [], set()
         for assign in last.values():
             var, value = assign.target, assign.inputs[1]
             val = self.ref(value)
@@ -317,8 +317,11 @@ class _FunctionWriter:
                 copies.append(val)
             if var.attrs.get("slot") == "grad":
                 owner = self.p.bind(var.name or "var", var.value)
+                new = self.p.bind("grad_tensor", _grad_tensor)
+                arg = f"{val}.copy()" if val in grads else val   # each leaf gets its own array
+                grads.add(val)
                 out.append((f"{owner}.grad = None", set()) if value is None else
-                           (f"{owner}.grad = Tensor._wrap({val}, {owner}._backend)", {val}))
+                           (f"{owner}.grad = {new}({arg}, {owner})", {val}))
             elif var.attrs.get("weak"):
                 ref = self.p.bind(f"{var.name or 'fresh'}_ref", var.value)
                 out.append((f"{self.p.bind('write_weak', _write_weak)}({ref}, {val})", {val}))
@@ -389,6 +392,11 @@ def _may_alias(value, variables):
         if view or n.op in ("assign", "stop_gradient"):
             stack.extend(n.inputs)
     return False
+
+
+def _grad_tensor(array, owner):
+    """A gradient stored as eager backward stores it: its own writable array (views copied)."""
+    return Tensor._wrap(array if getattr(array, "base", None) is None else array.copy(), owner._backend)
 
 
 def _write_weak(ref, array):

@@ -53,7 +53,7 @@ from ..tensor import Tensor, normalize_index
 from . import ir
 from .autodiff import gradients
 from .build import make_assign
-from .codegen import Executable
+from .codegen import Executable, _grad_tensor
 from .ir import ROOT, Graph, Node, Symbol, collect, constant_node
 
 __all__ = ["jit", "JitFunction", "CacheInfo"]
@@ -486,7 +486,7 @@ class _Entry:
         for i, g in zip(self.arg_grad_leaves, tensors[n_user:]):
             x = leaves[i]
             if x.__class__ is Tensor:
-                x.grad = g if x.grad is None else x.grad + g
+                x.grad = _grad_tensor(g.data.copy(), x) if x.grad is None else x.grad + g
         values = [tensors[k] if kind == "result" else k for kind, k in self.out_items]
         return _unflatten(self.out_spec, iter(values))
 
