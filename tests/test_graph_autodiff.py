@@ -146,3 +146,21 @@ def test_gradient_nodes_are_ordinary_graph_nodes():
     g = lg.compile(gw).graph
     assert {"transpose", "matmul", "gt", "mul"} <= {n.op_name for n in g.nodes}
     assert all(n.kind != "op" or n.op.name in lg.ops.REGISTRY for n in g.nodes)
+
+
+def test_gradients_through_mean_var_and_cross_entropy_with_an_unknown_batch_size():
+    # the batch size of a (None, 3) placeholder is known only at run time; the backward rules
+    # of mean, var and cross_entropy divide by it, so they must count at run time too
+    x = lg.placeholder((None, 3), "float64", name="x")
+    w = lg.placeholder((3, 4), "float64", name="w")
+    t = lg.placeholder((None,), "int64", name="t")
+    logits = x @ w
+    loss = F.cross_entropy(logits, t) + logits.mean() + logits.var(axis=0).sum()
+    value = lg.compile(loss)
+    f = lg.compile(lg.gradients(loss, [w]))
+    targets = np.array([0, 3, 1, 2, 2])
+    for n in (5, 2):  # one graph, two batch sizes
+        xs, ws = _rng.standard_normal((n, 3)), _rng.standard_normal((3, 4))
+        (gw,) = f(x=xs, w=ws, t=targets[:n])
+        expected = numeric_grad(lambda xa, wa: value(x=xa, w=wa, t=targets[:n]).item(), [xs, ws], 1)
+        np.testing.assert_allclose(gw.numpy(), expected, rtol=1e-6, atol=1e-8)

@@ -170,6 +170,8 @@ FORWARD = [
     FCase("pad", lambda a: lg.pad(a, ((1, 0), (0, 2)), value=-1.0),
           lambda a: np.pad(a, ((1, 0), (0, 2)), constant_values=-1.0), a23),
     FCase("full_like", lambda a: op("full_like")(a, value=7, dtype=None), lambda a: np.full_like(a, 7), a23),
+    FCase("element_count", lambda a: op("element_count")(a, axis=(1,), dtype=np.dtype("float32")),
+          lambda a: np.float32(a.shape[1]), a23),
     # ---- reductions
     FCase("sum", lambda a: a.sum(axis=(0, 2)), lambda a: a.sum(axis=(0, 2)), randn(2, 3, 4), rtol=1e-5),
     FCase("sum", lambda a: a.sum(), lambda a: a.sum(), np.array([[1, 2], [3, 4]]), id="int"),
@@ -249,7 +251,8 @@ def test_non_differentiable_ops_record_no_grad_fn(name):
 
 def test_the_non_differentiable_set_is_what_we_expect():
     assert set(NON_DIFFERENTIABLE) == {"sign", "eq", "ne", "lt", "le", "gt", "ge", "logical_and",
-                                       "logical_or", "logical_not", "one_hot", "full_like"}
+                                       "logical_or", "logical_not", "one_hot", "full_like",
+                                       "element_count"}
 
 
 def test_sigmoid_and_softmax_do_not_overflow():

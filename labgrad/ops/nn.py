@@ -6,7 +6,7 @@ import numpy as np
 
 from ..errors import DTypeError, ShapeError
 from .registry import Aval, defop, fmt_shape, nbytes, numel
-from .reduce import sum_
+from .reduce import count, sum_
 from .elementwise import exp
 
 
@@ -83,8 +83,9 @@ class cross_entropy:
 
     def backward(ctx, g):
         logits, targets = ctx.inputs
-        n, c = logits.shape
+        n = count(logits, (0,))
         p = softmax(logits, axis=1)
+        c = logits.shape[1]
         return (p - one_hot(targets, num_classes=c, dtype=logits.dtype)) * (g / n), None
 
     def cost(logits, targets):

@@ -52,13 +52,26 @@ def keep_axes(g, a, axis, keepdims):
     return unsqueeze(g, axis=tuple(range(a.ndim)) if axis is None else axis)
 
 
-def count(shape, axis):
-    """How many elements one reduction sums over."""
-    dims = shape if axis is None else [shape[i] for i in axis]
+def count(a, axis):
+    """How many elements a reduction of ``a`` over ``axis`` covers: a Python int when the
+    sizes are known, else a 0-d ``element_count`` result computed at run time (a graph built
+    from a placeholder of shape ``(None, 64)`` learns its batch size only when it runs)."""
+    dims = a.shape if axis is None else [a.shape[i] for i in axis]
     if any(d is None for d in dims):
-        raise ShapeError("mean/var over an axis of unknown size (None) is not supported; "
-                         "give the placeholder a concrete size for that axis")
+        return element_count(a, axis=axis, dtype=a.dtype)
     return math.prod(dims)
+
+
+@defop("shape", differentiable=False)
+class element_count:
+    """The number of elements along ``axis`` (all axes for ``None``), as a 0-d array."""
+
+    def forward(xp, a, *, axis, dtype):
+        dims = a.shape if axis is None else [a.shape[i] for i in axis]
+        return xp.asarray(math.prod(dims), dtype=dtype)
+
+    def infer(a, *, axis, dtype):
+        return Aval((), dtype)
 
 
 @defop("reduce")
@@ -84,7 +97,7 @@ class mean:
 
     def backward(ctx, g):
         (a,) = ctx.inputs
-        n = count(a.shape, ctx.attrs["axis"])
+        n = count(a, ctx.attrs["axis"])
         return (broadcast_like(keep_axes(g, a, **ctx.attrs) / n, a),)
 
 
@@ -127,7 +140,7 @@ class var:
     def backward(ctx, g):
         (a,) = ctx.inputs
         axis, keepdims, ddof = ctx.attrs["axis"], ctx.attrs["keepdims"], ctx.attrs["ddof"]
-        n = count(a.shape, axis)
+        n = count(a, axis)
         centered = a - mean(a, axis=axis, keepdims=True)
         return (keep_axes(g, a, axis, keepdims) * centered * (2.0 / (n - ddof)),)
 
