@@ -59,10 +59,19 @@ def user_location():
     return filename, lineno, linecache.getline(filename, lineno).strip()
 
 
+def is_notebook_cell(filename: str) -> bool:
+    """Jupyter runs each cell from a file named after a hash of its code; that name means
+    nothing to a reader, so messages say "this cell" instead."""
+    return "ipykernel_" in filename or filename.startswith("<ipython-input")
+
+
 def format_location(loc) -> str:
     if loc is None:
         return ""
     filename, lineno, line = loc
-    short = os.path.basename(filename) if not filename.startswith("<") else filename
-    text = f"\n  at {short}, line {lineno}"
+    if is_notebook_cell(filename):
+        text = f"\n  at line {lineno} of this cell"
+    else:
+        short = os.path.basename(filename) if not filename.startswith("<") else filename
+        text = f"\n  at {short}, line {lineno}"
     return text + (f":\n    {line}" if line else "")

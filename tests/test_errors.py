@@ -179,3 +179,12 @@ def test_errors_do_not_print_addresses():
         with pytest.raises(lg.LabgradError) as info:
             fn()
         assert "0x" not in str(info.value) and "object at" not in str(info.value)
+
+
+def test_errors_from_a_notebook_cell_name_the_cell_line_not_the_kernels_temp_file():
+    from labgrad.errors import format_location
+
+    text = format_location(("/tmp/ipykernel_4242/2771283491.py", 3, "y = a + b"))
+    assert text == "\n  at line 3 of this cell:\n    y = a + b"
+    assert "2771283491" not in text
+    assert format_location(("/home/me/model.py", 12, "h = x @ w")) == "\n  at model.py, line 12:\n    h = x @ w"

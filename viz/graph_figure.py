@@ -14,10 +14,10 @@ op and its aval, ``float32[?,64]`` with ``?`` for sizes only known when the grap
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass
 
 import numpy as np
+from labgrad.errors import is_notebook_cell
 
 from . import graph_style, style
 from .figure import Figure
@@ -25,7 +25,6 @@ from .forward_figure import COMMUTATIVE, COMPACT_OPS
 from .labels import ascii_text, escape, fmt_attrs, fmt_values, is_small
 
 SOURCES = ("placeholder", "constant", "variable")
-_NOTEBOOK_CELL = re.compile(r"ipykernel_\d+[/\\]\d+\.py$|^<ipython-input-")
 
 
 # ---------------------------------------------------------------- text
@@ -46,7 +45,7 @@ def short_location(location) -> str:
     if location is None:
         return ""
     filename, lineno, _ = location
-    if _NOTEBOOK_CELL.search(filename):
+    if is_notebook_cell(filename):
         return f"cell:{lineno}"
     short = filename if filename.startswith("<") else os.path.basename(filename)
     return f"{short}:{lineno}"
