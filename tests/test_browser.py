@@ -154,6 +154,14 @@ def copy_without_outputs(notebook, into):
     return target
 
 
+def expected_to_raise(notebook):
+    """Indexes of the cells meant to show an error (tag "raises-exception", as for nbval)."""
+    cells = json.loads(notebook.read_text(encoding="utf-8"))["cells"]
+    return {i for i, c in enumerate(cells)
+            if "raises-exception" in c.get("metadata", {}).get("tags", [])
+            or "NBVAL_RAISES_EXCEPTION" in "".join(c["source"])}
+
+
 def unexpected_errors(messages):
     return [m for m in messages
             if not any(re.search(pattern, m, re.I) for pattern, _ in BENIGN_CONSOLE_ERRORS)]
@@ -192,12 +200,17 @@ def open_and_run_all(page, base, token, name):
         except PageTimeout:
             if attempt == 2:
                 raise
-    # Done when every code cell shows an execution count and the kernel is idle again (cells
-    # with a hidden input show no prompt; Run All runs in order, so the others suffice).
+    # Done when every code cell shows an execution count (cells with a hidden input show no
+    # prompt; Run All runs in order, so the others suffice), or when Run All stopped at an error.
     page.wait_for_function(
-        """() => [...document.querySelectorAll('.jp-NotebookPanel .jp-CodeCell .jp-InputPrompt')]
-                   .map(p => p.textContent.trim()).filter(t => t !== '')
-                   .every(t => /^\\[\\d+\\]:?$/.test(t))""",
+        """() => {
+             const shown = [...document.querySelectorAll('.jp-NotebookPanel .jp-CodeCell .jp-InputPrompt')]
+                             .map(p => p.textContent.trim()).filter(t => t !== '');
+             if (shown.every(t => /^\\[\\d+\\]:?$/.test(t))) return true;
+             const stopped = [...document.querySelectorAll('.jp-NotebookPanel .jp-OutputArea')]
+                               .some(o => o.innerText.includes('Traceback (most recent call last)'));
+             return stopped && !shown.some(t => t.includes('*'));
+           }""",
         timeout=RUN_ALL_TIMEOUT_S * 1000, polling=500)
     _wait(lambda: _kernel_idle(base, token), 60, "the kernel to be idle after running all cells")
 
@@ -223,9 +236,13 @@ def check_chapter_in_browser(browser, notebook, shot_name):
             page.on("pageerror", lambda e: console.append(f"page error: {e}"))
             try:
                 open_and_run_all(page, base, token, notebook.name)
-                errors_in_cells = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']",
-                                               has_text=re.compile(r"Traceback|Error")).all_inner_texts()
-                assert not errors_in_cells, f"cells raised:\n{errors_in_cells}"
+                raised = set(page.evaluate(
+                    """() => [...document.querySelectorAll('.jp-NotebookPanel .jp-Notebook .jp-Cell')]
+                               .map((c, i) => [i, c.querySelector('.jp-OutputArea')])
+                               .filter(([i, out]) => out && out.innerText.includes('Traceback (most recent call last)'))
+                               .map(([i]) => i)"""))
+                unexpected = sorted(raised - expected_to_raise(notebook))
+                assert not unexpected, f"cells {unexpected} (0-based, all cells) raised an exception"
 
                 assert page.locator(".jp-OutputArea-output svg g.node").count() > 0, \
                     "no graph drawing (svg g.node) in the outputs"
@@ -244,6 +261,9 @@ def check_chapter_in_browser(browser, notebook, shot_name):
                     arg=[widget.element_handle(), before], timeout=15_000)
                 after = current_node(widget)
                 assert after != before
+            except BaseException:
+                print("\nJupyterLab server log (end):\n" + server_log.read_text()[-4000:])
+                raise
             finally:
                 page.screenshot(path=str(screenshot), full_page=True)
                 print(f"\nscreenshot: {screenshot}")
