@@ -95,6 +95,11 @@ def test_equal_none_against_a_value():
     assert "got (3,), expected None" in c.result.text
 
 
+def test_equal_on_values_that_compare_elementwise_fails_cleanly():
+    c = run_check(lambda c: c.equal([np.array([1, 2])], [np.array([1, 3])], hint="h"))
+    assert c.result.status == "failed" and "expected [array([1, 3])]" in c.result.text
+
+
 def test_true_with_tensors_means_every_element():
     assert run_check(lambda c: c.true(lg.tensor([1.0, 2.0]) > 0)).passed
     c = run_check(lambda c: c.true(lg.tensor([1.0, -2.0]) > 0, hint="all positive"))

@@ -113,7 +113,11 @@ class check:
             return
         if got is None and expected is not None:
             self._fail(hint, "got None: does your function `return` its result?")
-        if not bool(got == expected):
+        try:
+            same = bool(got == expected)
+        except (ValueError, TypeError):  # e.g. lists of arrays: == gives no single answer
+            same = False
+        if not same:
             self._fail(hint, f"got {_short(got)}, expected {_short(expected)}")
 
     def close(self, got, expected, rtol=1e-5, atol=1e-8, hint="values are not close enough"):
