@@ -149,7 +149,7 @@ def test_html_is_coloured_and_escaped():
     bad = run_check(lambda c: c.true(False, hint="a < b")).result._repr_html_()
     assert "a &lt; b" in bad and "#cf222e" in bad
     todo = run_check(lambda c: stub()).result._repr_html_()
-    assert "not attempted" in todo and "#6e7781" in todo
+    assert "not attempted" in todo and "#6e7781" in todo and "<code>stub</code>" in todo
 
 
 def test_ipython_display_publishes_html_and_plain_text():

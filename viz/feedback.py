@@ -42,6 +42,9 @@ _OUR_DIRS = tuple(os.path.dirname(os.path.abspath(f)) + os.sep  # frames that ar
                   for f in (np.__file__, labgrad.__file__, __file__))
 
 
+_CODE = re.compile(r"`([^`]+)`")  # `name` in a message is code
+
+
 class _ExpectationFailed(Exception):
     """Raised by ``check.equal/close/true`` to stop the block; always swallowed by ``check``."""
 
@@ -79,7 +82,7 @@ class CheckResult:
         border, background = _COLORS[self.status]
         body = f"<b>{_ICONS[self.status]} {html.escape(self.title)}</b>"
         if self.message:
-            body += f": {html.escape(self.message)}"
+            body += ": " + _CODE.sub(r"<code>\1</code>", html.escape(self.message))
         if self.detail:
             body += (f'<div style="margin-top: 0.3em; font-family: var(--jp-code-font-family, '
                      f'monospace); white-space: pre-wrap;">{html.escape(self.detail)}</div>')
