@@ -65,6 +65,17 @@ def is_notebook_cell(filename: str) -> bool:
     return "ipykernel_" in filename or filename.startswith("<ipython-input")
 
 
+def short_location(loc) -> str:
+    """``"model.py:12"`` for a ``(filename, lineno, line)`` location, ``"cell:3"`` in a notebook."""
+    if loc is None:
+        return ""
+    filename, lineno, _ = loc
+    if is_notebook_cell(filename):
+        return f"cell:{lineno}"
+    short = filename if filename.startswith("<") else os.path.basename(filename)
+    return f"{short}:{lineno}"
+
+
 def format_location(loc) -> str:
     if loc is None:
         return ""

@@ -152,6 +152,13 @@ class OpsMixin:
     def std(self, axis=None, keepdims=False, ddof=0, *, dim=None):
         return self.var(axis, keepdims, ddof, dim=dim).sqrt()
 
+    def any(self, axis=None, keepdims=False, *, dim=None):
+        """A bool tensor: is any element nonzero? (``if (x > 0).any():`` reads it as a bool.)"""
+        return self._reduce(red.any_, _axis(axis, dim), keepdims)
+
+    def all(self, axis=None, keepdims=False, *, dim=None):
+        return self._reduce(red.all_, _axis(axis, dim), keepdims)
+
     def logsumexp(self, axis=None, keepdims=False, *, dim=None):
         return self._reduce(red.logsumexp, _axis(axis, dim), keepdims)
 
@@ -383,12 +390,6 @@ class Tensor(OpsMixin):
 
     def __format__(self, spec):
         return format(self.item(), spec) if spec and self.size == 1 else format(str(self), spec)
-
-    def any(self):
-        return bool(self._backend.xp.any(self.data))
-
-    def all(self):
-        return bool(self._backend.xp.all(self.data))
 
     def detach(self):
         """The same values, cut off from the tape (shares memory)."""

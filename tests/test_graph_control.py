@@ -174,3 +174,12 @@ def test_eager_while_switches_to_a_graph_when_the_condition_reads_a_symbol():
     assert isinstance(y, lg.Symbol)
     f = lg.compile(y)
     assert f(3.5).item() == 4.0
+
+
+def test_cond_on_a_reduced_comparison_of_a_symbol():
+    # lg.cond's own error message suggests (x > 0).all(): that must work on symbols
+    x = lg.placeholder((3,), "float64", name="x")
+    y = lg.cond((x > 0).all(), lambda v: v * 2, lambda v: -v, x)
+    f = lg.compile(y)
+    assert f(np.array([1.0, 2.0, 3.0])).tolist() == [2.0, 4.0, 6.0]
+    assert f(np.array([1.0, -2.0, 3.0])).tolist() == [-1.0, 2.0, -3.0]

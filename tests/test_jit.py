@@ -423,3 +423,14 @@ def test_jitted_step_runs_on_each_device(device):
     out = step(x)
     assert out.device == device and w.device == device
     np.testing.assert_allclose(w.numpy(), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_a_retrace_reason_names_the_change_from_the_closest_cached_trace():
+    @lg.jit
+    def f(x, s):
+        return x * s
+
+    f(lg.ones(3), 2.0)
+    f(lg.ones(3, dtype="float64"), 2.0)
+    f(lg.ones(3), 3.0)     # closest to the first trace, not to the latest one
+    assert f.cache_info.traces[-1] == "arg 1 (s) value 2.0 -> 3.0"

@@ -83,6 +83,8 @@ SAMPLES = {
     "stack": [((randn(2, 3), randn(2, 3), randn(2, 3)), {"axis": 1})],
     "pad": [((randn(2, 3),), {"pad_width": ((1, 0), (2, 1)), "value": 0.0})],
     "full_like": [((randn(2, 3),), {"value": 3.0, "dtype": None})],
+    "any": [((randn(2, 3) > 0,), {"axis": (1,), "keepdims": False}), ((randn(2, 3),), {"axis": None, "keepdims": True})],
+    "all": [((randn(2, 3) > 0,), {"axis": (0,), "keepdims": True})],
     "element_count": [((randn(2, 3),), {"axis": (0,), "dtype": f32}), ((randn(2, 3),), {"axis": None, "dtype": f32})],
     "sum": [((randn(2, 3, 4),), {"axis": (0, 2), "keepdims": False}), ((ints(3),), {"axis": None, "keepdims": True})],
     "mean": [((randn(2, 3),), {"axis": (1,), "keepdims": True}), ((ints(3),), {"axis": None, "keepdims": False})],

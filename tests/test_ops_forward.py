@@ -170,6 +170,8 @@ FORWARD = [
     FCase("pad", lambda a: lg.pad(a, ((1, 0), (0, 2)), value=-1.0),
           lambda a: np.pad(a, ((1, 0), (0, 2)), constant_values=-1.0), a23),
     FCase("full_like", lambda a: op("full_like")(a, value=7, dtype=None), lambda a: np.full_like(a, 7), a23),
+    FCase("any", lambda a: (a > 0.5).any(axis=1), lambda a: (a > 0.5).any(axis=1), a23),
+    FCase("all", lambda a: (a > -3).all(), lambda a: (a > -3).all(), a23),
     FCase("element_count", lambda a: op("element_count")(a, axis=(1,), dtype=np.dtype("float32")),
           lambda a: np.float32(a.shape[1]), a23),
     # ---- reductions
@@ -252,7 +254,7 @@ def test_non_differentiable_ops_record_no_grad_fn(name):
 def test_the_non_differentiable_set_is_what_we_expect():
     assert set(NON_DIFFERENTIABLE) == {"sign", "eq", "ne", "lt", "le", "gt", "ge", "logical_and",
                                        "logical_or", "logical_not", "one_hot", "full_like",
-                                       "element_count"}
+                                       "element_count", "any", "all"}
 
 
 def test_sigmoid_and_softmax_do_not_overflow():

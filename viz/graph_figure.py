@@ -13,11 +13,10 @@ op and its aval, ``float32[?,64]`` with ``?`` for sizes only known when the grap
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 import numpy as np
-from labgrad.errors import is_notebook_cell
+from labgrad.errors import short_location
 
 from . import graph_style, style
 from .figure import Figure
@@ -37,18 +36,6 @@ def fmt_aval(aval) -> str:
         return "?"
     dims = ",".join("?" if d is None else str(d) for d in aval.shape)
     return f"{np.dtype(aval.dtype).name}[{dims}]"
-
-
-def short_location(location) -> str:
-    """``model.py:12`` for a node's ``(file, line, text)``; ``cell:3`` for a notebook cell,
-    whose file name is a temporary one that says nothing to a reader."""
-    if location is None:
-        return ""
-    filename, lineno, _ = location
-    if is_notebook_cell(filename):
-        return f"cell:{lineno}"
-    short = filename if filename.startswith("<") else os.path.basename(filename)
-    return f"{short}:{lineno}"
 
 
 def _small(text, size=9, color=style.MUTED):

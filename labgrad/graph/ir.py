@@ -19,13 +19,13 @@ Node kinds other than ``"op"``: ``placeholder`` (fed at run time), ``constant``,
 from __future__ import annotations
 
 import itertools
-import os
 
 import numpy as np
 
 from .. import dispatch
 from ..backends import CPU, get_backend, parse_device
 from ..errors import (DeviceError, DTypeError, LabgradError, ShapeError, TraceError, format_location,
+                      short_location,
                       user_location)
 from ..ops.registry import Aval, Op, fmt_shape
 from ..tensor import OpsMixin, Tensor, get_default_dtype
@@ -110,12 +110,8 @@ class Node:
 
     @property
     def source_location(self) -> str:
-        """``"model.py:12"``, or ``""`` when unknown."""
-        if self.location is None:
-            return ""
-        filename, lineno, _ = self.location
-        short = os.path.basename(filename) if not filename.startswith("<") else filename
-        return f"{short}:{lineno}"
+        """``"model.py:12"`` (``"cell:3"`` in a notebook), or ``""`` when unknown."""
+        return short_location(self.location)
 
     def __repr__(self):
         return f"<Node {self.op_name} {_fmt_aval(self.aval)}{' ' + self.name if self.name else ''}>"

@@ -355,6 +355,16 @@ def _leaf_signature(value):
     return ("static", type(value).__name__, value)
 
 
+def _closest(keys, key):
+    """The cached signature that differs from ``key`` in the fewest arguments: the change
+    from it is the reason for a retrace (the latest trace may differ in more ways)."""
+    def distance(old):
+        if old[0] != key[0]:
+            return float("inf")
+        return sum(sum(x != y for x, y in zip(a, b)) + (len(a) != len(b)) for a, b in zip(old[1], key[1]))
+    return min(reversed(list(keys)), key=distance)  # ties go to the most recent trace
+
+
 def _describe_change(old, new, paths):
     """Why a new signature differs from the last one traced: 'arg 0 shape (32, 64) -> (16, 64)'."""
     (old_spec, old_sigs), (new_spec, new_sigs) = old, new
@@ -539,7 +549,8 @@ class JitFunction:
         elif self._latest is None:
             why = "first call"
         else:
-            why = _describe_change(self._latest.key, key, [self._label(p) for p in self._leaf_paths(spec)])
+            why = _describe_change(_closest(self._cache, key), key,
+                                   [self._label(p) for p in self._leaf_paths(spec)])
         entry = self._trace(leaves, spec, key)
         self.cache_info.misses += 1
         self.cache_info.traces.append(why)

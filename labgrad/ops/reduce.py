@@ -162,3 +162,25 @@ class logsumexp:
         axis, keepdims = ctx.attrs["axis"], ctx.attrs["keepdims"]
         softmax = exp(a - keep_axes(ctx.output, a, axis, keepdims))
         return (keep_axes(g, a, axis, keepdims) * softmax,)
+
+
+@defop("reduce", differentiable=False)
+class any_:
+    """True where any element along ``axis`` is nonzero."""
+
+    def forward(xp, a, *, axis, keepdims):
+        return xp.any(a, axis=axis, keepdims=keepdims)
+
+    def infer(a, *, axis, keepdims):
+        return Aval(reduced_shape(a.shape, axis, keepdims), "bool")
+
+
+@defop("reduce", differentiable=False)
+class all_:
+    """True where every element along ``axis`` is nonzero."""
+
+    def forward(xp, a, *, axis, keepdims):
+        return xp.all(a, axis=axis, keepdims=keepdims)
+
+    def infer(a, *, axis, keepdims):
+        return Aval(reduced_shape(a.shape, axis, keepdims), "bool")
