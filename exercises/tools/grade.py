@@ -31,8 +31,9 @@ def main(argv=None):
     parser.add_argument("--source", type=Path, help="its exercise (default: found automatically)")
     parser.add_argument("--student", default=STUDENT, help="student id to grade it under")
     args = parser.parse_args(argv)
-    if not args.notebook.is_file():
-        parser.error(f"{args.notebook} is not a file")
+    for path in (args.notebook, args.source):
+        if path is not None and not path.is_file():
+            parser.error(f"{path} is not a file")
     try:
         report = grade(args.notebook, args.source, args.student)
     except (FileNotFoundError, NbgraderError) as err:
