@@ -46,6 +46,8 @@ class TapeNode:
         if inputs is None:
             raise _freed_error(self)
         stamp = self._stamp
+        if dispatch.last_inplace < stamp:  # nothing changed in place since this op ran
+            return inputs
         for i, x in enumerate(inputs):
             if x.__class__ is Tensor and x._modified_at > stamp:
                 raise GradError(
@@ -65,8 +67,10 @@ class TapeNode:
                 f"backward of {self.op.name} needs the output it computed, but that tensor was "
                 f"modified in place afterwards, so the value is gone.\n  Use an out-of-place op "
                 f"instead (y = y * 2, not y *= 2), or change the tensor only after calling backward().")
-        backend = next(x._backend for x in self._inputs if x.__class__ is Tensor)
-        t = Tensor._wrap(self._out, backend)
+        for x in self._inputs:
+            if x.__class__ is Tensor:
+                t = Tensor._wrap(self._out, x._backend)
+                break
         t._requires_grad = True
         t.grad_fn = self
         return t

@@ -13,7 +13,8 @@ from .tensor import Tensor, _shape_arg, get_default_dtype
 
 def _make(array, backend, requires_grad, name=None):
     t = Tensor._wrap(array, backend)
-    t.name = name
+    if name is not None:
+        t.name = name
     if requires_grad:
         t.requires_grad = True
     return t

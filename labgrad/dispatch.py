@@ -20,6 +20,7 @@ from .errors import DeviceError, DTypeError, LabgradError, ShapeError, format_lo
 
 grad_enabled = True   # switched by no_grad / enable_grad (see autograd.py)
 clock = itertools.count(1)  # stamps tape nodes and in-place changes, in the order they happen
+last_inplace = 0      # the stamp of the latest in-place change (0: none yet)
 scope = None          # the current name scope ("block1/attn"), recorded on each tape node
 _hooks: list = []     # objects with on_op(op, inputs, attrs, run) -> output; run() runs the op
 tracer = None         # the active lg.jit tracer; Tensor's in-place methods report to it (graph/trace.py)
@@ -63,8 +64,7 @@ def apply(op, *inputs, **attrs):
     t = _new(Tensor)
     t.data = out
     t._backend = backend
-    t.grad = t.name = t._hooks = None
-    t._modified_at = 0
+    t.grad = None
     if tracked and grad_enabled and op.differentiable:
         node = _new(TapeNode)
         node.op = op

@@ -277,8 +277,12 @@ class Tensor(OpsMixin):
     tensor([2., 4.])
     """
 
-    __slots__ = ("data", "_requires_grad", "grad", "grad_fn", "name", "_backend", "_hooks",
-                 "_modified_at", "__weakref__")
+    __slots__ = ("data", "_requires_grad", "grad", "grad_fn", "_backend", "__dict__", "__weakref__")
+    # rarely set, so class defaults rather than a store per op: a tensor gets its own value
+    # (in a lazily made __dict__) only when a name, hook or in-place change gives it one
+    name = None
+    _hooks = None
+    _modified_at = 0
 
     def __init__(self, data, dtype=None, device=None, requires_grad=False, name=None):
         if isinstance(data, Tensor):
@@ -293,9 +297,8 @@ class Tensor(OpsMixin):
         self._backend = backend
         self.grad = None
         self.grad_fn = None
-        self.name = name
-        self._hooks = None
-        self._modified_at = 0
+        if name is not None:
+            self.name = name
         self._requires_grad = False
         self.requires_grad = requires_grad
 
@@ -306,8 +309,7 @@ class Tensor(OpsMixin):
         t.data = data
         t._backend = backend or CPU
         t._requires_grad = False
-        t.grad = t.grad_fn = t.name = t._hooks = None
-        t._modified_at = 0
+        t.grad = t.grad_fn = None
         return t
 
     # ---- properties
@@ -448,6 +450,8 @@ class Tensor(OpsMixin):
                             f"update it inside `with lg.no_grad():` (as optimizers do).")
         if dispatch.tracer is not None:
             return dispatch.tracer.inplace(self, op, other)
+        if not dispatch._hooks and self._write_inplace(op, other):
+            return self
         with_grad, dispatch.grad_enabled = dispatch.grad_enabled, False
         try:
             result = apply(op, self, other)
@@ -458,6 +462,26 @@ class Tensor(OpsMixin):
                              f"tensor has shape {tuple(self.shape)}; an in-place op cannot change shape")
         self._set_data(result.data)
         return self
+
+    def _write_inplace(self, op, other):
+        """The common case (``p -= lr * g``) straight into this tensor's memory with the ufunc's
+        ``out=``: no temporary array, no copy. False when it does not apply (other devices,
+        shapes that would grow, dtypes that would change): the general path then explains."""
+        ufunc = _INPLACE_UFUNCS.get(op.name)
+        if ufunc is None:
+            return False
+        if other.__class__ is Tensor:
+            if other._backend is not self._backend:
+                return False
+            other = other.data
+        elif other.__class__ not in (float, int):
+            return False
+        try:
+            getattr(self._backend.xp, ufunc)(self.data, other, out=self.data)
+        except (ValueError, TypeError):  # broadcasting or casting: checked before any writing
+            return False
+        self._mark_modified()
+        return True
 
     def _set_data(self, array):
         if dispatch.tracer is not None:
@@ -470,7 +494,7 @@ class Tensor(OpsMixin):
         self._mark_modified()
 
     def _mark_modified(self):
-        self._modified_at = next(dispatch.clock)
+        self._modified_at = dispatch.last_inplace = next(dispatch.clock)
         node = self.grad_fn
         if node is not None and node._out is not None:
             node._out = _autograd.OVERWRITTEN  # its backward needed the old value: it must refuse
@@ -534,6 +558,7 @@ class Tensor(OpsMixin):
 
 
 _SYMBOL = {"add": "+", "sub": "-", "mul": "*", "div": "/"}
+_INPLACE_UFUNCS = {"add": "add", "sub": "subtract", "mul": "multiply", "div": "true_divide"}
 
 
 from . import autograd as _autograd  # noqa: E402

@@ -64,6 +64,12 @@ def _np_cross_entropy(z, t):
     return np.asarray(-logp[np.arange(len(t)), t].mean(), dtype=z.dtype)
 
 
+def _np_cross_entropy_grad(z, t, g):
+    p = _np_softmax(z.astype(np.float64), 1)
+    p[np.arange(len(t)), t] -= 1
+    return (p * g / len(t)).astype(z.dtype)
+
+
 def _np_getitem_grad(g, ref, index):
     out = np.zeros(ref.shape, g.dtype)
     np.add.at(out, index, g)
@@ -134,6 +140,9 @@ FORWARD = [
     FCase("leaky_relu", lambda a: F.leaky_relu(a, 0.1), lambda a: np.where(a > 0, a, np.float32(0.1) * a), a23),
     FCase("gelu", lambda a: F.gelu(a), _np_gelu_tanh, 2 * a23),
     FCase("maximum", lambda a, b: lg.maximum(a, b), np.maximum, a23, b3),
+    FCase("tanh_grad", lambda g, y: op("tanh_grad")(g, y), lambda g, y: g * (1 - y * y), a23, b3),
+    FCase("sigmoid_grad", lambda g, y: op("sigmoid_grad")(g, y), lambda g, y: g * y * (1 - y), a23, b3),
+    FCase("relu_grad", lambda g, x: op("relu_grad")(g, x), lambda g, x: np.where(x > 0, g, np.float32(0)), a23, b3),
     FCase("minimum", lambda a, b: lg.minimum(a, b), np.minimum, a23, b21),
     FCase("where", lambda c, a, b: lg.where(c, a, b), np.where, np.array([True, False, True]), a23, b21),
     FCase("clip", lambda a: a.clip(-0.5, 0.5), lambda a: np.clip(a, -0.5, 0.5), a23),
@@ -199,6 +208,8 @@ FORWARD = [
     FCase("cross_entropy", lambda z, t: F.cross_entropy(z, t), _np_cross_entropy,
           randn(5, 4), np.array([0, 3, 1, 1, 2]),
           rtol=1e-5),
+    FCase("cross_entropy_grad", lambda z, t, g: op("cross_entropy_grad")(z, t, g), _np_cross_entropy_grad,
+          randn(5, 4), np.array([0, 3, 1, 1, 2]), np.array(1.5, dtype=np.float32), rtol=1e-5),
     FCase("unfold", lambda x: op("unfold")(x, **WIN), lambda x: loop_unfold(x, (2, 3), (2, 1), (1, 1), (1, 2)),
           randn(2, 3, 5, 6)),
     FCase("fold", lambda c: op("fold")(c, output_size=(5, 6), **WIN),

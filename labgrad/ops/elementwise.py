@@ -37,19 +37,23 @@ class mul:
 
     def backward(ctx, g):
         a, b = ctx.inputs
+        if a is b:                 # x * x: one product serves both inputs (they add up to 2gx)
+            ga = g * a
+            return ga, ga
         need_a, need_b = ctx.needs_input_grad
         return (g * b if need_a else None), (g * a if need_b else None)
 
 
-@defop("elementwise", expr="({0} / {1})")
+@defop("elementwise", expr="({0} / {1})", saves_output=True)
 class div:
     def forward(xp, a, b):
         return xp.true_divide(a, b)
 
     def backward(ctx, g):
-        a, b = ctx.inputs
-        need_a, need_b = ctx.needs_input_grad
-        return (g / b if need_a else None), (-g * a / (b * b) if need_b else None)
+        _, b = ctx.inputs
+        ga = g / b                                   # d(a/b)/da = 1/b
+        gb = -(ga * ctx.output) if ctx.needs_input_grad[1] else None   # d(a/b)/db = -(a/b)/b
+        return ga, gb
 
 
 @defop("elementwise", expr="(-{0})")
@@ -153,20 +157,17 @@ class tanh:
         return xp.tanh(a)
 
     def backward(ctx, g):
-        y = ctx.output
-        return (g * (1 - y * y),)
+        return (tanh_grad(g, ctx.output),)
 
 
 @defop("elementwise", expr="(1 / (1 + exp(-{0})))", saves_output=True, flops=12)
 class sigmoid:
     def forward(xp, a):
-        # exp of a non-positive number only: no overflow warning for large |a|
-        e = xp.exp(-xp.abs(a))
-        return xp.where(a >= 0, 1 / (1 + e), e / (1 + e)).astype(e.dtype, copy=False)
+        # exp(-log(1 + exp(-a))): logaddexp never overflows, and both tails stay accurate
+        return xp.exp(-xp.logaddexp(0, -a))
 
     def backward(ctx, g):
-        y = ctx.output
-        return (g * y * (1 - y),)
+        return (sigmoid_grad(g, ctx.output),)
 
 
 @defop("elementwise", expr="max({0}, 0)")
@@ -176,7 +177,47 @@ class relu:
 
     def backward(ctx, g):
         (a,) = ctx.inputs
-        return (g * (a > 0),)
+        return (relu_grad(g, a),)
+
+
+# ---------------------------------------------------------------- fused gradients
+# The backward rules of tanh, sigmoid and relu as single ops (PyTorch has the same three): one
+# dispatch instead of three. Each is an ordinary differentiable op, so second derivatives work.
+
+@defop("elementwise", expr="({0} * (1 - {1} * {1}))", flops=3)
+class tanh_grad:
+    """``g * (1 - y**2)``: the gradient of ``y = tanh(x)``, given ``y``."""
+
+    def forward(xp, g, y):
+        return g * (1 - y * y)
+
+    def backward(ctx, gg):
+        g, y = ctx.inputs
+        return tanh_grad(gg, y), gg * g * (-2 * y)
+
+
+@defop("elementwise", expr="({0} * {1} * (1 - {1}))", flops=3)
+class sigmoid_grad:
+    """``g * y * (1 - y)``: the gradient of ``y = sigmoid(x)``, given ``y``."""
+
+    def forward(xp, g, y):
+        return g * y * (1 - y)
+
+    def backward(ctx, gg):
+        g, y = ctx.inputs
+        return sigmoid_grad(gg, y), gg * g * (1 - 2 * y)
+
+
+@defop("elementwise", expr="where({1} > 0, {0}, 0)")
+class relu_grad:
+    """``g`` where ``x > 0``, else 0: the gradient of ``relu(x)``, given ``x``."""
+
+    def forward(xp, g, x):
+        return xp.where(x > 0, g, xp.zeros((), dtype=g.dtype))
+
+    def backward(ctx, gg):
+        _, x = ctx.inputs
+        return relu_grad(gg, x), None   # the mask is flat: no gradient for x
 
 
 @defop("elementwise", expr="where({0} > 0, {0}, {0} * {alpha})", flops=2)

@@ -73,9 +73,10 @@ class cross_entropy:
     """
 
     def forward(xp, logits, targets):
-        shifted = logits - xp.max(logits, axis=1, keepdims=True)
-        logp = shifted - xp.log(xp.sum(xp.exp(shifted), axis=1, keepdims=True))
-        return -xp.mean(logp[xp.arange(logits.shape[0]), targets])
+        shifted = logits - logits.max(axis=1, keepdims=True)
+        picked = shifted[xp.arange(logits.shape[0]), targets]
+        logz = xp.log(xp.exp(shifted).sum(axis=1))
+        return (logz - picked).sum() / logits.dtype.type(logits.shape[0])
 
     def infer(logits, targets):
         _check_targets(logits, targets)
@@ -83,10 +84,37 @@ class cross_entropy:
 
     def backward(ctx, g):
         logits, targets = ctx.inputs
-        n = count(logits, (0,))
-        p = softmax(logits, axis=1)
-        c = logits.shape[1]
-        return (p - one_hot(targets, num_classes=c, dtype=logits.dtype)) * (g / n), None
+        return cross_entropy_grad(logits, targets, g), None
 
     def cost(logits, targets):
         return {"flops": 6 * numel(logits.shape), "bytes": nbytes(logits) + nbytes(targets)}
+
+
+@defop("nn")
+class cross_entropy_grad:
+    """``(softmax(logits) - one_hot(targets)) * g / N``: the backward of ``cross_entropy`` as one
+    op (one dispatch, one pass), itself differentiable for second derivatives."""
+
+    def forward(xp, logits, targets, g):
+        e = xp.exp(logits - logits.max(axis=1, keepdims=True))
+        p = e / e.sum(axis=1, keepdims=True)
+        p[xp.arange(logits.shape[0]), targets] -= 1
+        p *= g / logits.dtype.type(logits.shape[0])
+        return p
+
+    def infer(logits, targets, g):
+        _check_targets(logits, targets)
+        return Aval(logits.shape, logits.dtype)
+
+    def backward(ctx, gg):
+        logits, targets, g = ctx.inputs
+        n = count(logits, (0,))
+        y = softmax(logits, axis=1)
+        h = gg * (g / n)
+        d_logits = y * (h - sum_(h * y, axis=(1,), keepdims=True))   # softmax's vector-Jacobian product
+        delta = y - one_hot(targets, num_classes=logits.shape[1], dtype=logits.dtype)
+        d_g = sum_(gg * delta, axis=None, keepdims=False) / n
+        return d_logits, None, d_g
+
+    def cost(logits, targets, g):
+        return {"flops": 6 * numel(logits.shape), "bytes": 2 * nbytes(logits) + nbytes(targets)}

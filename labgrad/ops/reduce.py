@@ -47,8 +47,8 @@ def float_reduce_infer(a, *, axis, keepdims, **_):
 
 def keep_axes(g, a, axis, keepdims):
     """Put back the reduced axes of ``g`` as size-1 axes, so it broadcasts against ``a``."""
-    if keepdims or a.ndim == 0:
-        return g
+    if keepdims or a.ndim == 0 or (axis is None and g.ndim == 0):
+        return g  # (a 0-d gradient broadcasts against ``a`` as it is)
     return unsqueeze(g, axis=tuple(range(a.ndim)) if axis is None else axis)
 
 

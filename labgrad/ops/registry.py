@@ -107,9 +107,7 @@ class Op:
         self.__doc__ = doc
 
     def __call__(self, *inputs, **attrs):
-        from ..dispatch import apply
-
-        return apply(self, *inputs, **attrs)
+        return _dispatch.apply(self, *inputs, **attrs)
 
     def __repr__(self):
         return f"<op {self.name}>"
@@ -235,3 +233,6 @@ def defop(family, *, expr=None, differentiable=True, saves_output=False, flops=1
         return op
 
     return wrap
+
+
+from .. import dispatch as _dispatch  # noqa: E402  (dispatch imports the ops; bound after they exist)

@@ -118,7 +118,9 @@ class sum_to:
 
     def forward(xp, a, *, shape):
         lead, axes = sum_to_axes(a.shape, shape)
-        out = xp.sum(a, axis=axes, keepdims=True) if axes else a
+        if len(axes) == lead:  # only leading axes (a bias gradient): one plain sum
+            return a.sum(axis=axes)
+        out = a.sum(axis=axes, keepdims=True)
         return out.reshape(out.shape[lead:]) if lead else out
 
     def infer(a, *, shape):
