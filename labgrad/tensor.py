@@ -343,6 +343,10 @@ class Tensor(OpsMixin):
         return self.data.size
 
     @property
+    def ndim(self):
+        return self.data.ndim
+
+    @property
     def device(self):
         return self._backend.device
 

@@ -213,7 +213,7 @@ class relu_grad:
     """``g`` where ``x > 0``, else 0: the gradient of ``relu(x)``, given ``x``."""
 
     def forward(xp, g, x):
-        return xp.where(x > 0, g, xp.zeros((), dtype=g.dtype))
+        return g * (x > 0)  # (faster than where: one pass, no scalar broadcast)
 
     def backward(ctx, gg):
         _, x = ctx.inputs

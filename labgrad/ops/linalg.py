@@ -10,9 +10,14 @@ from .shape import squeeze, transpose, unsqueeze
 
 def matrix_transpose(x):
     """Swap the last two axes (``x.mT``)."""
-    axes = list(range(x.ndim))
-    axes[-2], axes[-1] = axes[-1], axes[-2]
-    return transpose(x, axes=tuple(axes))
+    ndim = x.ndim
+    axes = _SWAP_LAST.get(ndim)
+    if axes is None:
+        axes = _SWAP_LAST[ndim] = tuple(range(ndim - 2)) + (ndim - 1, ndim - 2)
+    return transpose(x, axes=axes)
+
+
+_SWAP_LAST = {}
 
 
 def _matmul_infer(a, b):
