@@ -22,7 +22,8 @@ class TapeNode:
     ``ctx.output`` and ``ctx.needs_input_grad``.
     """
 
-    __slots__ = ("op", "_inputs", "attrs", "_out", "_stamp", "hooks", "scope", "__weakref__")
+    __slots__ = ("op", "_inputs", "attrs", "_out", "_stamp", "scope", "__dict__", "__weakref__")
+    hooks = None  # set (in the instance's lazily made __dict__) by register_hook only
     # _stamp: when the op ran (dispatch.clock). Inputs exist before the ops that use them, so
     # stamps order nodes topologically; a tensor changed in place later has a larger stamp.
 
@@ -32,7 +33,6 @@ class TapeNode:
         self.attrs = attrs
         self._out = out            # the output array, kept only for ops that use it (exp, tanh, ...)
         self._stamp = next(dispatch.clock)
-        self.hooks = None
         self.scope = dispatch.scope
 
     @property
@@ -220,6 +220,57 @@ def _recorded_backward(node, g):
         dispatch.scope = outer
 
 
+class _ArrayCtx:
+    """The ``ctx`` of a backward rule run on raw backend arrays instead of tensors.
+
+    Without ``create_graph`` nothing needs recording, so the engine runs each rule on the
+    arrays themselves: ``g * b`` is then a plain NumPy multiply, and op calls inside the rule go
+    straight to the op's ``forward`` (see ``dispatch.array_xp``). One more interpreter of the same
+    rules, and the reason eager backward costs little more than hand-written NumPy.
+    """
+
+    __slots__ = ("node", "inputs")
+
+    def at(self, node):
+        """Point this ctx at ``node`` (one ctx serves a whole backward pass)."""
+        self.node = node
+        self.inputs = tuple([x.data if x.__class__ is Tensor else x for x in node.inputs])
+        return self
+
+    @property
+    def attrs(self):
+        return self.node.attrs
+
+    @property
+    def needs_input_grad(self):
+        return self.node.needs_input_grad
+
+    @property
+    def output(self):
+        out = self.node._out
+        if out is None or out is OVERWRITTEN:
+            self.node.output  # raises the error that explains why the output is missing
+        return out
+
+
+def _array_backward(node, g, xp, backend, ctx):
+    """Run ``node``'s rule on raw arrays; a rule that needs tensor methods (``.exp()``,
+    ``.detach()``, ... as students' rules may) reruns on tensors, and its op is remembered."""
+    op = node.op
+    if op.array_backward:
+        dispatch.array_xp = xp
+        try:
+            return op.backward(ctx.at(node), g)
+        except GradError:
+            raise
+        except Exception:  # rules are pure: running it again on tensors is safe
+            op.array_backward = False
+        finally:
+            dispatch.array_xp = None
+    grads = op.backward(node, Tensor._wrap(xp.asarray(g), backend))
+    return tuple(None if r is None else r.data for r in grads)
+
+
 def _run_backward(outputs, grad_outputs, retain_graph, create_graph, capture=None, on_step=None):
     """The chain rule over the tape. Leaf gradients accumulate into ``.grad``, unless
     ``capture`` (a list of tensors) asks for them to be returned instead. ``on_step(node,
@@ -228,8 +279,24 @@ def _run_backward(outputs, grad_outputs, retain_graph, create_graph, capture=Non
     captured = {}    # id(input) -> gradient, when capturing
     capture_nodes = {} if capture is None else {x.grad_fn: x for x in capture if x.grad_fn is not None}
     capture_leaves = set() if capture is None else {id(x) for x in capture if x.grad_fn is None}
-
     leaf_grads = {}  # id(leaf) -> [leaf, gradient summed over every path], stored at the end
+    order = topological_order([y.grad_fn for y in outputs if y.grad_fn is not None])
+
+    # Without create_graph (and without a stepper watching), rules run on raw arrays. Transfers
+    # between devices need tensors that know their device, so a tape with one stays on tensors.
+    backend = outputs[0]._backend
+    xp = None
+    if not create_graph and on_step is None:
+        xp = backend.xp
+        for node in order:
+            if node.op.family == "transfer":
+                xp = None
+                break
+
+    array_ctx = _ArrayCtx() if xp is not None else None
+
+    def as_tensor(g):
+        return Tensor._wrap(xp.asarray(g), backend) if xp is not None else g
 
     def deliver_to_leaf(x, g):
         if capture is not None:
@@ -245,28 +312,37 @@ def _run_backward(outputs, grad_outputs, retain_graph, create_graph, capture=Non
 
     with _GradMode(create_graph):
         for y, g in zip(outputs, grad_outputs):
+            if xp is not None:
+                g = g.data
             if y.grad_fn is None:
                 deliver_to_leaf(y, g)
             else:
                 prev = grads.get(y.grad_fn)
                 grads[y.grad_fn] = g if prev is None else prev + g
-        for node in topological_order([y.grad_fn for y in outputs if y.grad_fn is not None]):
+        for node in order:
             g = grads.pop(node, None)
             if g is None:
                 continue
             if node.hooks:
                 for hook in node.hooks:
-                    out = hook(g)
-                    g = out if out is not None else g
+                    out = hook(as_tensor(g))
+                    if out is not None:
+                        g = out.data if xp is not None else out
             if capture_nodes and node in capture_nodes:
                 captured[id(capture_nodes[node])] = g
             inputs = node._inputs
-            in_grads = _recorded_backward(node, g) if create_graph else node.op.backward(node, g)
+            if xp is not None:
+                in_grads = _array_backward(node, g, xp, backend, array_ctx)
+            elif create_graph:
+                in_grads = _recorded_backward(node, g)
+            else:
+                in_grads = node.op.backward(node, g)
             for x, gx in zip(inputs, in_grads):
                 if gx is None or x.__class__ is not Tensor or not x._requires_grad:
                     continue
-                if gx.data.shape != x.data.shape:
-                    gx = sum_to(gx, shape=x.data.shape)
+                if gx.shape != x.data.shape:
+                    gx = (sum_to.forward(xp, gx, shape=x.data.shape) if xp is not None
+                          else sum_to(gx, shape=x.data.shape))
                 fn = x.grad_fn
                 if fn is None:
                     deliver_to_leaf(x, gx)
@@ -279,6 +355,7 @@ def _run_backward(outputs, grad_outputs, retain_graph, create_graph, capture=Non
                 node._inputs = node._out = None
         stored = set()
         for x, g in leaf_grads.values():  # hooks see a leaf's whole gradient, once
+            g = as_tensor(g)
             if x._hooks:
                 for hook in x._hooks:
                     out = hook(g)
@@ -286,14 +363,14 @@ def _run_backward(outputs, grad_outputs, retain_graph, create_graph, capture=Non
             if x.grad is not None:
                 x.grad = x.grad + g
                 continue
-            if not create_graph and (id(g) in stored or g.data.base is not None):
+            if not create_graph and (id(g.data) in stored or g.data.base is not None):
                 # a view (e.g. the broadcast gradient of sum) or a tensor another leaf got
                 # too: give this leaf its own writable copy, so grad.zero_() and in-place
                 # clipping touch only this leaf
                 g = Tensor._wrap(g.data.copy(), g._backend)
-            stored.add(id(g))
+            stored.add(id(g.data))
             x.grad = g
-    return captured
+    return {k: as_tensor(g) for k, g in captured.items()}
 
 
 def backward(tensor, grad=None, retain_graph=False, create_graph=False):

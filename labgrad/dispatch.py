@@ -21,6 +21,7 @@ from .errors import DeviceError, DTypeError, LabgradError, ShapeError, format_lo
 grad_enabled = True   # switched by no_grad / enable_grad (see autograd.py)
 clock = itertools.count(1)  # stamps tape nodes and in-place changes, in the order they happen
 last_inplace = 0      # the stamp of the latest in-place change (0: none yet)
+array_xp = None       # set while autograd runs a backward rule on raw arrays: ops just compute
 scope = None          # the current name scope ("block1/attn"), recorded on each tape node
 _hooks: list = []     # objects with on_op(op, inputs, attrs, run) -> output; run() runs the op
 tracer = None         # the active lg.jit tracer; Tensor's in-place methods report to it (graph/trace.py)
@@ -72,7 +73,6 @@ def apply(op, *inputs, **attrs):
         node.attrs = attrs
         node._out = out if op.saves_output else None
         node._stamp = next(clock)
-        node.hooks = None
         node.scope = scope
         t._requires_grad = True
         t.grad_fn = node
@@ -103,6 +103,8 @@ def _apply(op, inputs, attrs):
 
 def _apply_other(op, inputs, attrs):
     """Inputs that are not all Tensors and numbers: symbols, NumPy arrays, NumPy scalars."""
+    if array_xp is not None:  # a backward rule run on raw arrays (see autograd._ArrayCtx)
+        return op.forward(array_xp, *inputs, **attrs)
     for x in inputs:
         apply_fn = getattr(type(x), "_lg_apply", None)
         if apply_fn is not None and type(x) is not Tensor:

@@ -341,3 +341,31 @@ def test_each_leaf_gets_its_own_writable_grad():
     a.grad *= 0.5
     assert a.grad.tolist() == [0.5, 0.5]
     assert b.grad.tolist() == [1.0, 1.0]
+
+
+def test_a_backward_rule_that_uses_tensor_methods_still_works():
+    # without create_graph, autograd runs rules on raw arrays; a rule written with tensor
+    # methods (as a student's might be) must still give the right gradient
+    from labgrad.ops import REGISTRY
+    from labgrad.ops.registry import defop
+
+    REGISTRY.pop("test_softplus", None)
+
+    @defop("elementwise")
+    class test_softplus:
+        def forward(xp, a):
+            return xp.logaddexp(0, a)
+
+        def backward(ctx, g):
+            (a,) = ctx.inputs
+            return (g * (-(-a).exp() - 1) ** -1 * -1,)   # g * sigmoid(a), via tensor methods
+
+    try:
+        x = lg.tensor([-1.0, 0.0, 2.0], dtype="float64", requires_grad=True)
+        test_softplus(x).sum().backward()
+        np.testing.assert_allclose(x.grad.numpy(), 1 / (1 + np.exp(-x.numpy())), rtol=1e-12)
+        x.grad = None
+        test_softplus(x).sum().backward()     # again, now remembered as a tensor-only rule
+        np.testing.assert_allclose(x.grad.numpy(), 1 / (1 + np.exp(-x.numpy())), rtol=1e-12)
+    finally:
+        REGISTRY.pop("test_softplus", None)

@@ -104,6 +104,7 @@ class Op:
         self.expr = expr
         self.differentiable = differentiable and backward is not None
         self.saves_output = saves_output
+        self.array_backward = True  # may autograd run ``backward`` on raw arrays? (autograd.py)
         self.__doc__ = doc
 
     def __call__(self, *inputs, **attrs):
