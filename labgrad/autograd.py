@@ -251,22 +251,27 @@ class _ArrayCtx:
         return out
 
 
-def _array_backward(node, g, xp, backend, ctx):
-    """Run ``node``'s rule on raw arrays; a rule that needs tensor methods (``.exp()``,
-    ``.detach()``, ... as students' rules may) reruns on tensors, and its op is remembered."""
-    op = node.op
-    if op.array_backward:
+def _run_node_hooks(node, g, xp, as_tensor):
+    """A non-leaf's hooks, called with (and allowed to replace) its whole gradient as a tensor."""
+    saved, dispatch.array_xp = dispatch.array_xp, None  # user code: ops behave as usual
+    try:
+        for hook in node.hooks:
+            out = hook(as_tensor(g))
+            if out is not None:
+                g = out.data if xp is not None else out
+    finally:
+        dispatch.array_xp = saved
+    return g
+
+
+def _rule_on_tensors(node, g, xp, backend):
+    """Run ``node``'s rule on tensors inside an array-mode pass (for rules that need tensor
+    methods, such as ``.exp()`` or ``.detach()``, as students' rules may) and hand back arrays."""
+    dispatch.array_xp = None
+    try:
+        grads = node.op.backward(node, Tensor._wrap(xp.asarray(g), backend))
+    finally:
         dispatch.array_xp = xp
-        ctx.node = node
-        try:
-            return op.backward(ctx, g)
-        except GradError:
-            raise
-        except Exception:  # rules are pure: running it again on tensors is safe
-            op.array_backward = False
-        finally:
-            dispatch.array_xp = None
-    grads = op.backward(node, Tensor._wrap(xp.asarray(g), backend))
     return tuple(None if r is None else r.data for r in grads)
 
 
@@ -318,40 +323,52 @@ def _run_backward(outputs, grad_outputs, retain_graph, create_graph, capture=Non
             else:
                 prev = grads.get(y.grad_fn)
                 grads[y.grad_fn] = g if prev is None else prev + g
-        for node in order:
-            g = grads.pop(node, None)
-            if g is None:
-                continue
-            if node.hooks:
-                for hook in node.hooks:
-                    out = hook(as_tensor(g))
-                    if out is not None:
-                        g = out.data if xp is not None else out
-            if capture_nodes and node in capture_nodes:
-                captured[id(capture_nodes[node])] = g
-            inputs = node._inputs
-            if xp is not None:
-                in_grads = _array_backward(node, g, xp, backend, array_ctx)
-            elif create_graph:
-                in_grads = _recorded_backward(node, g)
-            else:
-                in_grads = node.op.backward(node, g)
-            for x, gx in zip(inputs, in_grads):
-                if gx is None or x.__class__ is not Tensor or not x._requires_grad:
+        dispatch.array_xp = xp  # ops called by rules now just compute (see dispatch)
+        try:
+            for node in order:
+                g = grads.pop(node, None)
+                if g is None:
                     continue
-                if gx.shape != x.data.shape:
-                    gx = (sum_to.forward(xp, gx, shape=x.data.shape) if xp is not None
-                          else sum_to(gx, shape=x.data.shape))
-                fn = x.grad_fn
-                if fn is None:
-                    deliver_to_leaf(x, gx)
+                if node.hooks:
+                    g = _run_node_hooks(node, g, xp, as_tensor)
+                if capture_nodes and node in capture_nodes:
+                    captured[id(capture_nodes[node])] = g
+                inputs = node._inputs
+                if xp is not None:
+                    op = node.op
+                    if op.array_backward:
+                        array_ctx.node = node
+                        try:
+                            in_grads = op.backward(array_ctx, g)
+                        except GradError:
+                            raise
+                        except Exception:  # rules are pure: running one again on tensors is safe
+                            op.array_backward = False
+                            in_grads = _rule_on_tensors(node, g, xp, backend)
+                    else:
+                        in_grads = _rule_on_tensors(node, g, xp, backend)
+                elif create_graph:
+                    in_grads = _recorded_backward(node, g)
                 else:
-                    prev = grads.get(fn)
-                    grads[fn] = gx if prev is None else prev + gx
-            if on_step is not None:
-                on_step(node, g, in_grads)
-            if not retain_graph:
-                node._inputs = node._out = None
+                    in_grads = node.op.backward(node, g)
+                for x, gx in zip(inputs, in_grads):
+                    if gx is None or x.__class__ is not Tensor or not x._requires_grad:
+                        continue
+                    if gx.shape != x.data.shape:
+                        gx = (sum_to.forward(xp, gx, shape=x.data.shape) if xp is not None
+                              else sum_to(gx, shape=x.data.shape))
+                    fn = x.grad_fn
+                    if fn is None:
+                        deliver_to_leaf(x, gx)
+                    else:
+                        prev = grads.get(fn)
+                        grads[fn] = gx if prev is None else prev + gx
+                if on_step is not None:
+                    on_step(node, g, in_grads)
+                if not retain_graph:
+                    node._inputs = node._out = None
+        finally:
+            dispatch.array_xp = None
         stored = set()
         for x, g in leaf_grads.values():  # hooks see a leaf's whole gradient, once
             g = as_tensor(g)
