@@ -423,22 +423,16 @@ class Tensor(OpsMixin):
     # ---- autograd
     def backward(self, grad=None, retain_graph=False, create_graph=False):
         """Accumulate d(self)/d(leaf) into the ``.grad`` of every leaf that requires grad."""
-        from .autograd import backward
-
-        backward(self, grad, retain_graph=retain_graph, create_graph=create_graph)
+        _autograd.backward(self, grad, retain_graph=retain_graph, create_graph=create_graph)
 
     def register_hook(self, fn):
         """Call ``fn(grad)`` when this tensor's gradient is computed; a returned value replaces it."""
-        from .autograd import register_leaf_hook
-
         if not self.requires_grad:
             raise GradError("register_hook on a tensor that does not require grad")
-        return register_leaf_hook(self, fn) if self.grad_fn is None else self.grad_fn.register_hook(fn)
+        return _autograd.register_leaf_hook(self, fn) if self.grad_fn is None else self.grad_fn.register_hook(fn)
 
     def retain_grad(self):
-        from .autograd import retain_grad
-
-        retain_grad(self)
+        _autograd.retain_grad(self)
         return self
 
     # ---- in-place updates
