@@ -314,7 +314,8 @@ def _run_backward(outputs, grad_outputs, retain_graph, create_graph, capture=Non
         else:
             entry[1] = entry[1] + g
 
-    with _GradMode(create_graph):
+    grad_mode, dispatch.grad_enabled = dispatch.grad_enabled, create_graph  # (as _GradMode does)
+    try:
         for y, g in zip(outputs, grad_outputs):
             if xp is not None:
                 g = g.data
@@ -386,6 +387,8 @@ def _run_backward(outputs, grad_outputs, retain_graph, create_graph, capture=Non
                 g = Tensor._wrap(g.data.copy(), g._backend)
             stored.add(id(g.data))
             x.grad = g
+    finally:
+        dispatch.grad_enabled = grad_mode
     return {k: as_tensor(g) for k, g in captured.items()}
 
 

@@ -132,7 +132,9 @@ class OpsMixin:
 
     # ---- reductions
     def _reduce(self, op, axis, keepdims, **attrs):
-        return apply(op, self, axis=red.normalize_axis(axis, self.ndim, op.name), keepdims=bool(keepdims), **attrs)
+        if axis is not None:
+            axis = red.normalize_axis(axis, self.ndim, op.name)
+        return apply(op, self, axis=axis, keepdims=bool(keepdims), **attrs)
 
     def sum(self, axis=None, keepdims=False, *, dim=None):
         return self._reduce(red.sum_, _axis(axis, dim), keepdims)
