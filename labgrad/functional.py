@@ -20,17 +20,11 @@ def _t(x):
 
 
 # ---- elementwise
-def exp(x): return apply(ew.exp, x)
-def log(x): return apply(ew.log, x)
-def sqrt(x): return apply(ew.sqrt, x)
-def abs(x): return apply(ew.abs_, x)
-def sin(x): return apply(ew.sin, x)
-def cos(x): return apply(ew.cos, x)
-def tanh(x): return apply(ew.tanh, x)
-def sigmoid(x): return apply(ew.sigmoid, x)
-def relu(x): return apply(ew.relu, x)
+# the methods of OpsMixin, as functions: F.exp(x) is x.exp() (also for arrays and symbols)
+exp, log, sqrt, abs = OpsMixin.exp, OpsMixin.log, OpsMixin.sqrt, OpsMixin.abs
+sin, cos, tanh, sigmoid, relu = OpsMixin.sin, OpsMixin.cos, OpsMixin.tanh, OpsMixin.sigmoid, OpsMixin.relu
 def gelu(x): return apply(ew.gelu, x)
-def sign(x): return apply(ew.sign, x)
+sign = OpsMixin.sign
 def neg(x): return apply(ew.neg, x)
 def add(a, b): return apply(ew.add, a, b)
 def sub(a, b): return apply(ew.sub, a, b)
