@@ -434,3 +434,31 @@ def test_a_retrace_reason_names_the_change_from_the_closest_cached_trace():
     f(lg.ones(3, dtype="float64"), 2.0)
     f(lg.ones(3), 3.0)     # closest to the first trace, not to the latest one
     assert f.cache_info.traces[-1] == "arg 1 (s) value 2.0 -> 3.0"
+
+
+def test_ten_jitted_adam_steps_equal_ten_eager_steps():
+    # Adam's bias correction depends on the step count: it must keep counting inside the graph
+    def setup():
+        lg.manual_seed(0)
+        model = nn.Sequential(nn.Linear(6, 16), nn.ReLU(), nn.Linear(16, 4))
+        return model, lg.optim.Adam(model.parameters(), lr=0.01)
+
+    (eager_model, eager_opt), (jit_model, jit_opt) = setup(), setup()
+    _, _, batches = _mlp_and_data(0.0)
+
+    def make_step(model, opt):
+        def step(x, t):
+            loss = F.cross_entropy(model(x), t)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            return loss
+        return step
+
+    jit_step = lg.jit(make_step(jit_model, jit_opt))
+    eager_losses = [l.item() for l in _train(make_step(eager_model, eager_opt), batches)]
+    jit_losses = [l.item() for l in _train(jit_step, batches)]
+    np.testing.assert_allclose(jit_losses, eager_losses, rtol=1e-5)
+    for (name, e), j in zip(eager_model.named_parameters(), jit_model.parameters()):
+        np.testing.assert_allclose(j.numpy(), e.numpy(), rtol=1e-5, atol=1e-6, err_msg=name)
+        assert jit_opt.state[j]["step"].item() == eager_opt.state[e]["step"].item() == len(batches)

@@ -1,8 +1,6 @@
 """Adam and AdamW: per-parameter step sizes from running moments of the gradient."""
 from __future__ import annotations
 
-import math
-
 from ..autograd import no_grad
 from ..creation import zeros_like
 from .optimizer import Optimizer
@@ -31,7 +29,9 @@ class Adam(Optimizer):
                                       weight_decay=weight_decay))
 
     def _init_state(self, p):
-        return {"step": 0, "exp_avg": zeros_like(p), "exp_avg_sq": zeros_like(p)}
+        # the step count is a 0-d tensor updated in place (as PyTorch keeps it): a traced step
+        # (lg.jit) then sees the count change, instead of freezing the bias correction at step 1
+        return {"step": zeros_like(p.sum()), "exp_avg": zeros_like(p), "exp_avg_sq": zeros_like(p)}
 
     def step(self):
         with no_grad():
@@ -48,13 +48,14 @@ class Adam(Optimizer):
                             p *= 1 - lr * weight_decay
                         else:
                             g = g + weight_decay * p
-                    st["step"] = t = st["step"] + 1
+                    t = st["step"]
+                    t += 1
                     m, v = st["exp_avg"], st["exp_avg_sq"]
                     m *= beta1
                     m += (1 - beta1) * g
                     v *= beta2
                     v += (1 - beta2) * (g * g)
-                    denom = v.sqrt() / math.sqrt(1 - beta2 ** t) + eps
+                    denom = v.sqrt() / (1 - beta2 ** t).sqrt() + eps
                     p -= (lr / (1 - beta1 ** t)) * (m / denom)
 
 
