@@ -267,25 +267,23 @@ def _train(step, batches):
     return [step(lg.tensor(x), lg.tensor(t)) for x, t in batches]
 
 
+def _training_step(model, opt):
+    """The eager training step a student writes; the same function is jitted below."""
+    def step(x, t):
+        loss = F.cross_entropy(model(x), t)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        return loss
+    return step
+
+
 @pytest.mark.parametrize("momentum", [0.0, 0.9], ids=["sgd", "sgd-momentum"])
 def test_ten_jitted_training_steps_equal_ten_eager_steps(momentum):
     eager_model, eager_opt, batches = _mlp_and_data(momentum)
     jit_model, jit_opt, _ = _mlp_and_data(momentum)
-
-    def eager_step(x, t):
-        loss = F.cross_entropy(eager_model(x), t)
-        eager_opt.zero_grad()
-        loss.backward()
-        eager_opt.step()
-        return loss
-
-    @lg.jit
-    def jit_step(x, t):
-        loss = F.cross_entropy(jit_model(x), t)
-        jit_opt.zero_grad()
-        loss.backward()
-        jit_opt.step()
-        return loss
+    eager_step = _training_step(eager_model, eager_opt)
+    jit_step = lg.jit(_training_step(jit_model, jit_opt))
 
     params = list(jit_model.parameters())
     eager_losses = [l.item() for l in _train(eager_step, batches)]
@@ -305,15 +303,7 @@ def test_ten_jitted_training_steps_equal_ten_eager_steps(momentum):
 def test_a_jitted_step_updates_the_model_eager_code_sees():
     model, opt, batches = _mlp_and_data(0.9)
     x, t = lg.tensor(batches[0][0]), lg.tensor(batches[0][1])
-
-    @lg.jit
-    def step(x, t):
-        loss = F.cross_entropy(model(x), t)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        return loss
-
+    step = lg.jit(_training_step(model, opt))
     before = F.cross_entropy(model(x), t).item()
     for _ in range(20):
         step(x, t)
@@ -445,18 +435,8 @@ def test_ten_jitted_adam_steps_equal_ten_eager_steps():
 
     (eager_model, eager_opt), (jit_model, jit_opt) = setup(), setup()
     _, _, batches = _mlp_and_data(0.0)
-
-    def make_step(model, opt):
-        def step(x, t):
-            loss = F.cross_entropy(model(x), t)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            return loss
-        return step
-
-    jit_step = lg.jit(make_step(jit_model, jit_opt))
-    eager_losses = [l.item() for l in _train(make_step(eager_model, eager_opt), batches)]
+    jit_step = lg.jit(_training_step(jit_model, jit_opt))
+    eager_losses = [l.item() for l in _train(_training_step(eager_model, eager_opt), batches)]
     jit_losses = [l.item() for l in _train(jit_step, batches)]
     np.testing.assert_allclose(jit_losses, eager_losses, rtol=1e-5)
     for (name, e), j in zip(eager_model.named_parameters(), jit_model.parameters()):
