@@ -102,10 +102,6 @@ def _call_hooked(op, inputs, attrs):
     return _hooks[-1].on_op(op, inputs, attrs, run)
 
 
-def _apply(op, inputs, attrs):
-    return apply(op, *inputs, **attrs)
-
-
 def _apply_other(op, inputs, attrs):
     """Inputs that are not all Tensors and numbers: symbols, NumPy arrays, NumPy scalars."""
     if array_xp is not None:  # a backward rule run on raw arrays (see autograd._ArrayCtx)
@@ -127,7 +123,7 @@ def _apply_other(op, inputs, attrs):
         else:
             raise TypeError(f"{op.name}: cannot use an input of type {type(x).__name__}; "
                             f"pass a labgrad Tensor, a NumPy array or a Python number")
-    return _apply(op, tuple(converted), attrs)
+    return apply(op, *converted, **attrs)
 
 
 def as_tensor(x):

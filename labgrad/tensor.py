@@ -5,7 +5,6 @@ user code builds an eager tape or a static graph depending only on what flows th
 """
 from __future__ import annotations
 
-from numbers import Number
 
 import numpy as np
 

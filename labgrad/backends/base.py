@@ -74,10 +74,6 @@ class Backend:
         """A ``Timer`` measuring elapsed device time between ``start()`` and ``stop()``."""
         return WallTimer()
 
-    def compile_elementwise(self, name, params, body, out_dtype):
-        """Compile a fused elementwise kernel (see the fusion pass); ``None`` if unsupported."""
-        return None
-
     def random(self, seed):
         """A random generator of this device's array module."""
         raise NotImplementedError

@@ -48,11 +48,6 @@ class CupyBackend(Backend):
         with self._cuda_device:
             return self.xp.random.default_rng(seed)
 
-    def compile_elementwise(self, name, params, body, out_dtype):
-        """A CuPy ``ElementwiseKernel`` computing ``body`` over broadcast inputs."""
-        in_params = ", ".join(f"T{i} {p}" for i, p in enumerate(params))
-        return self.xp.ElementwiseKernel(in_params, f"O out", f"out = {body};", name)
-
 
 class CudaEventTimer:
     """Elapsed GPU time between two CUDA events (wall-clock time would miss queued work)."""

@@ -2,7 +2,6 @@
 and a backward written with labgrad ops."""
 from __future__ import annotations
 
-import numpy as np
 
 from ..errors import DTypeError, ShapeError
 from .registry import Aval, defop, fmt_shape, nbytes, numel
