@@ -24,30 +24,15 @@ import numpy as np
 
 import labgrad as lg
 import labgrad.functional as F
-from eager import BATCH, LR, NumpyMLP, _cycle, digit_batches, initial_weights
+from eager import BATCH, LR, NumpyMLP, _cycle, digit_batches, initial_weights, labgrad_mlp
 
 TARGET = 0.65   # compiled step: at least this fraction of hand-written NumPy's steps per second
 COLUMNS = ("numpy", "eager", "compile", "jit")
 
 
-def eager_model(weights):
-    model = lg.nn.Sequential(lg.nn.Linear(64, 128), lg.nn.ReLU(), lg.nn.Linear(128, 10))
-    model.load_state_dict({"0.weight": weights[0], "0.bias": weights[1],
-                           "2.weight": weights[2], "2.bias": weights[3]})
-    return model, lg.optim.SGD(model.parameters(), lr=LR)
-
-
-def training_step(weights):
-    """The eager training step a student writes (the same code runs eagerly and under jit)."""
-    model, opt = eager_model(weights)
-
-    def step(x, t):
-        loss = F.cross_entropy(model(x), t)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        return loss
-    return step
+def _jitted(case):
+    step, convert, scalar = case
+    return lg.jit(step), convert, scalar
 
 
 def compiled_step(weights):
@@ -66,9 +51,9 @@ def cases():
     batches = digit_batches()
     columns = {
         "numpy": (NumpyMLP(weights).step, lambda x, t: (x.copy(), t.copy()), float),
-        "eager": (training_step(weights), lambda x, t: (lg.tensor(x), lg.tensor(t)), lambda l: l.item()),
+        "eager": labgrad_mlp(weights),
         "compile": (compiled_step(weights), lambda x, t: (x.copy(), t.copy()), lambda l: l.item()),
-        "jit": (lg.jit(training_step(weights)), lambda x, t: (lg.tensor(x), lg.tensor(t)), lambda l: l.item()),
+        "jit": _jitted(labgrad_mlp(weights)),   # the same eager step, traced
     }
     losses, timed = {}, {}
     for name, (step, convert, scalar) in columns.items():
