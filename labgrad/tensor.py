@@ -1,19 +1,29 @@
-"""``Tensor``: an array on a device plus its place on the autograd tape.
+"""``Tensor``: an array on a device plus its place on the autograd tape, and the eager
+interpreter that runs ops on tensors.
 
 Operators and methods live in ``OpsMixin``, shared with the static graph's ``Symbol``: the same
 user code builds an eager tape or a static graph depending only on what flows through it.
+
+The eager interpreter is ``apply`` below: check devices, run the op's ``forward`` on the
+backend's arrays, wrap the result, and (when gradients are wanted) record a ``TapeNode``.
+Inputs that are not tensors or numbers (a graph ``Symbol``) are handed to their own
+interpreter. Hooks (the profiler's, the jit tracer's) see each op first; with none installed
+they cost one check.
 """
 from __future__ import annotations
 
+from numbers import Number
 
 import numpy as np
 
-from . import dispatch
+from .autograd import OUTPUT_OVERWRITTEN, TapeNode, register_leaf_hook, retain_grad
+from .autograd import backward as _backward
 from .backends import CPU, get_backend, parse_device
-from .dispatch import apply
-from .errors import DTypeError, GradError, ShapeError, format_location, user_location
-from .ops import elementwise as ew, linalg, nn, reduce as red, shape as sh
-from .ops.registry import fmt_shape
+from .context import call_hooked, context, stamps
+from .errors import (DeviceError, DTypeError, GradError, LabgradError, ShapeError, format_location,
+                     user_location)
+from .ops import device as transfer, elementwise as ew, linalg, nn, reduce as red, shape as sh, state
+from .ops.registry import aval_of, fmt_shape
 
 _default_float = np.dtype(np.float32)
 _add, _sub, _mul, _div, _pow, _neg, _matmul = ew.add, ew.sub, ew.mul, ew.div, ew.pow_, ew.neg, linalg.matmul
@@ -270,6 +280,138 @@ def normalize_index(index, x):
     return tuple(out)
 
 
+# ---------------------------------------------------------------- the eager interpreter
+
+_SCALARS = (float, int, bool)
+_new = object.__new__
+
+
+def apply(op, *inputs, **attrs):
+    """Run ``op`` now on ``inputs`` (Tensors and Python numbers; anything else is handed on).
+
+    This is the eager fast path, kept flat on purpose: it runs for every op of every step.
+    """
+    if context.hooks and not context.running_hooked:
+        return call_hooked(context.hooks, op, inputs, attrs, lambda: apply(op, *inputs, **attrs),
+                           "forward")
+    backend = None
+    args = []
+    tracked = False
+    for x in inputs:
+        cls = x.__class__
+        if cls is Tensor:
+            b = x._backend
+            if backend is None:
+                backend = b
+            elif b is not backend:
+                raise _device_error(op, inputs)
+            args.append(x.data)
+            if x._requires_grad:
+                tracked = True
+        elif cls in _SCALARS:
+            args.append(x)
+        else:
+            return _apply_other(op, inputs, attrs)
+    if backend is None:
+        backend = CPU
+    try:
+        if attrs or len(args) > 2:
+            out = op.forward(backend.xp, *args, **attrs)
+        elif len(args) == 2:  # a direct call: star-unpacking costs more than the op itself
+            out = op.forward(backend.xp, args[0], args[1])
+        else:
+            out = op.forward(backend.xp, *args)
+    except LabgradError:
+        raise
+    except Exception as e:
+        raise explain_failure(op, inputs, attrs, e) from None
+    t = _new(Tensor)
+    t.data = out
+    t._backend = backend if op.output_device is None else get_backend(op.output_device(attrs))
+    t._grad = None
+    if tracked and context.grad_enabled and op.differentiable:
+        node = _new(TapeNode)
+        node.op = op
+        node._inputs = inputs
+        node.attrs = attrs
+        node.saved_output = out if op.saves_output else None
+        node.stamp = next(stamps)
+        node.scope = context.scope
+        node.released = False
+        t._requires_grad = True
+        t.grad_fn = node
+    else:
+        t._requires_grad = False
+        t.grad_fn = None
+    return t
+
+
+def _apply_other(op, inputs, attrs):
+    """Inputs that are not all Tensors and numbers: symbols, NumPy arrays, NumPy scalars."""
+    if context.raw_arrays is not None:  # a backward rule run on raw arrays (see autograd.py)
+        return op.forward(context.raw_arrays, *inputs, **attrs)
+    for x in inputs:
+        interpret = getattr(x.__class__, "_lg_apply", None)
+        if interpret is not None and x.__class__ is not Tensor:
+            return interpret(op, inputs, attrs)
+    converted = []
+    for x in inputs:
+        if isinstance(x, Tensor):
+            converted.append(x)
+        elif isinstance(x, np.generic):
+            converted.append(x.item())
+        elif isinstance(x, Number):
+            converted.append(float(x) if isinstance(x, float) else x)
+        elif isinstance(x, np.ndarray) or hasattr(x, "__cuda_array_interface__"):
+            converted.append(array_as_tensor(x))
+        else:
+            raise TypeError(f"{op.name}: cannot use an input of type {type(x).__name__}; "
+                            f"pass a labgrad Tensor, a NumPy array or a Python number")
+    return apply(op, *converted, **attrs)
+
+
+def array_as_tensor(x):
+    """A NumPy (or CuPy) array as a constant Tensor on its own device, without copying."""
+    if isinstance(x, np.ndarray):
+        return Tensor._wrap(x, CPU)
+    return Tensor._wrap(x, get_backend(f"cuda:{x.device.id}"))
+
+
+def _describe(x):
+    if isinstance(x, Tensor):
+        return f"{x.dtype}{list(x.shape)} on {x.device}"
+    return repr(x)
+
+
+def _device_error(op, inputs):
+    devices = [str(x.device) for x in inputs if isinstance(x, Tensor)]
+    first = devices[0]
+    other = next(d for d in devices if d != first)
+    return DeviceError(
+        f"{op.name}: inputs are on different devices: {first} and {other} "
+        f"({', '.join(_describe(x) for x in inputs)}).{format_location(user_location())}\n"
+        f"  Move one of them first, e.g. y = y.to('{first}').")
+
+
+def explain_failure(op, inputs, attrs, error):
+    """Turn an exception from a backend into a labgrad error that teaches.
+
+    The op's ``infer`` rule is consulted first: it knows *why* shapes or dtypes do not fit.
+    """
+    where = format_location(user_location())
+    try:
+        op.infer(*[aval_of(x) for x in inputs], **attrs)
+    except (ShapeError, DTypeError) as e:
+        return type(e)(f"{e}{where}")
+    except Exception:
+        pass
+    described = ", ".join(_describe(x) for x in inputs)
+    cls = ShapeError if isinstance(error, ValueError) else (DTypeError if isinstance(error, TypeError) else LabgradError)
+    return cls(f"{op.name} failed on inputs ({described}): {type(error).__name__}: {error}{where}")
+
+
+# ---------------------------------------------------------------- Tensor
+
 class Tensor(OpsMixin):
     """An n-dimensional array on a device, which can record how it was computed.
 
@@ -278,7 +420,7 @@ class Tensor(OpsMixin):
     tensor([2., 4.])
     """
 
-    __slots__ = ("data", "_requires_grad", "grad", "grad_fn", "_backend", "__dict__", "__weakref__")
+    __slots__ = ("data", "_requires_grad", "_grad", "grad_fn", "_backend", "__dict__", "__weakref__")
     # rarely set, so class defaults rather than a store per op: a tensor gets its own value
     # (in a lazily made __dict__) only when a name, hook or in-place change gives it one
     name = None
@@ -296,24 +438,50 @@ class Tensor(OpsMixin):
             data = probe
         self.data = backend.asarray(data, dtype=None if dtype is None else np.dtype(dtype))
         self._backend = backend
-        self.grad = None
+        self._grad = None
         self.grad_fn = None
         if name is not None:
             self.name = name
         self._requires_grad = False
         self.requires_grad = requires_grad
+        if context.tracer is not None:
+            context.tracer.created(self)
 
     @classmethod
     def _wrap(cls, data, backend=None):
         """A Tensor around an existing array: no copy, no checks (the engine's fast path)."""
-        t = object.__new__(cls)
+        t = _new(cls)
         t.data = data
         t._backend = backend or CPU
         t._requires_grad = False
-        t.grad = t.grad_fn = None
+        t._grad = t.grad_fn = None
+        if context.tracer is not None:
+            context.tracer.created(t)
         return t
 
+    @staticmethod
+    def _lg_apply(op, inputs, attrs):
+        """The interpreter that ``dispatch.apply`` uses for tensors: the eager one."""
+        return apply(op, *inputs, **attrs)
+
     # ---- properties
+    @property
+    def grad(self):
+        """The gradient accumulated by ``backward()`` (``None`` until then).
+
+        While ``lg.jit`` traces, reads and writes go to the tracer, which records them.
+        """
+        tracer = context.tracer
+        return self._grad if tracer is None else tracer.get_grad(self)
+
+    @grad.setter
+    def grad(self, value):
+        tracer = context.tracer
+        if tracer is None:
+            self._grad = value
+        else:
+            tracer.set_grad(self, value)
+
     @property
     def requires_grad(self):
         return self._requires_grad
@@ -411,9 +579,7 @@ class Tensor(OpsMixin):
             dev = parse_device(target)
         except (TypeError, ValueError):
             return self.astype(target)
-        from .ops.device import transfer
-
-        return self if dev == self.device else transfer(self, dev)
+        return self if dev == self.device else apply(transfer.to_device, self, device=str(dev))
 
     def cpu(self):
         return self.to("cpu")
@@ -424,51 +590,42 @@ class Tensor(OpsMixin):
     # ---- autograd
     def backward(self, grad=None, retain_graph=False, create_graph=False):
         """Accumulate d(self)/d(leaf) into the ``.grad`` of every leaf that requires grad."""
-        _autograd.backward(self, grad, retain_graph=retain_graph, create_graph=create_graph)
+        _backward(self, grad, retain_graph=retain_graph, create_graph=create_graph)
 
     def register_hook(self, fn):
         """Call ``fn(grad)`` when this tensor's gradient is computed; a returned value replaces it."""
         if not self.requires_grad:
             raise GradError("register_hook on a tensor that does not require grad")
-        return _autograd.register_leaf_hook(self, fn) if self.grad_fn is None else self.grad_fn.register_hook(fn)
+        return register_leaf_hook(self, fn) if self.grad_fn is None else self.grad_fn.register_hook(fn)
 
     def retain_grad(self):
-        _autograd.retain_grad(self)
+        retain_grad(self)
         return self
 
-    # ---- in-place updates
-    def _inplace(self, op, other):
-        if dispatch.grad_enabled and (self._requires_grad or getattr(other, "_requires_grad", False)):
+    # ---- in-place updates: an op computes the new value, the ``assign`` op writes it
+    def _check_inplace(self, what, other=None):
+        if context.grad_enabled and (self._requires_grad or getattr(other, "_requires_grad", False)):
             if self.grad_fn is None and self._requires_grad:
                 why = ("it is a leaf that requires grad: changing it in place would change the value "
                        "its gradient is taken at")
             else:
                 why = "it is part of the recorded graph"
-            raise GradError(f"in-place {op.name} on a tensor that requires grad is not allowed: {why}.\n"
-                            f"  Write y = y {_SYMBOL.get(op.name, op.name)} ... to make a new tensor, or "
-                            f"update it inside `with lg.no_grad():` (as optimizers do).")
-        if dispatch.tracer is not None:
-            return dispatch.tracer.inplace(self, op, other)
-        if not dispatch._hooks and self._write_inplace(op, other):
-            return self
-        with_grad, dispatch.grad_enabled = dispatch.grad_enabled, False
-        try:
-            result = apply(op, self, other)
-        finally:
-            dispatch.grad_enabled = with_grad
-        if result.shape != self.shape:
-            raise ShapeError(f"in-place {op.name}: the result has shape {tuple(result.shape)} but the "
-                             f"tensor has shape {tuple(self.shape)}; an in-place op cannot change shape")
-        self._set_data(result.data)
-        return self
+            raise GradError(f"{what} on a tensor that requires grad is not allowed: {why}.\n"
+                            f"  Build a new tensor instead (y = y + ..., or lg.where for parts), "
+                            f"or update it inside `with lg.no_grad():` (as optimizers do).")
 
-    def _write_inplace(self, op, other):
-        """The common case (``p -= lr * g``) straight into this tensor's memory with the ufunc's
-        ``out=``: no temporary array, no copy. False when it does not apply (other devices,
-        shapes that would grow, dtypes that would change): the general path then explains."""
-        ufunc = _INPLACE_UFUNCS.get(op.name)
-        if ufunc is None:
-            return False
+    def _inplace(self, op, other):
+        self._check_inplace(f"in-place {op.name}", other)
+        if op.ufunc and not context.hooks and self._update_with_ufunc(op.ufunc, other):
+            return self
+        with context.setting(grad_enabled=False):
+            return self._assign(apply(op, self, other))
+
+    def _update_with_ufunc(self, ufunc, other):
+        """The common case (``p -= lr * g``) straight into this tensor's memory with the op's
+        ufunc and ``out=``: what ``assign(self, op(self, other))`` computes, without a
+        temporary array or a copy. False when it does not apply (other devices, shapes that
+        would grow, dtypes that would change): the general path then explains."""
         if other.__class__ is Tensor:
             if other._backend is not self._backend:
                 return False
@@ -482,21 +639,20 @@ class Tensor(OpsMixin):
         self._mark_modified()
         return True
 
-    def _set_data(self, array):
-        if dispatch.tracer is not None:
-            return dispatch.tracer.set_data(self, array)
-        xp = self._backend.xp
-        if array.dtype != self.dtype:
-            if not xp.can_cast(array.dtype, self.dtype, casting="same_kind"):
-                raise DTypeError(f"an in-place op would turn this {self.dtype} tensor into {array.dtype}")
-        self.data[...] = array
-        self._mark_modified()
+    def _assign(self, value):
+        """Write ``value`` (a tensor, array or number; broadcast) into this tensor's memory."""
+        if isinstance(value, np.ndarray) and self._backend is not CPU:
+            value = self._backend.asarray(value)
+        out = apply(state.assign, self, value)
+        if out.__class__ is Tensor:   # while tracing, the tracer recorded the write instead
+            self._mark_modified()
+        return self
 
     def _mark_modified(self):
-        self._modified_at = dispatch.last_inplace = next(dispatch.clock)
+        self._modified_at = context.last_inplace = next(stamps)
         node = self.grad_fn
-        if node is not None and node._out is not None:
-            node._out = _autograd.OVERWRITTEN  # its backward needed the old value: it must refuse
+        if node is not None and node.saved_output is not None:
+            node.saved_output = OUTPUT_OVERWRITTEN  # its backward needed the old value: it must refuse
 
     def __iadd__(self, other): return self._inplace(ew.add, other)
     def __isub__(self, other): return self._inplace(ew.sub, other)
@@ -504,34 +660,27 @@ class Tensor(OpsMixin):
     def __itruediv__(self, other): return self._inplace(ew.div, other)
 
     def __setitem__(self, index, value):
-        if dispatch.grad_enabled and self._requires_grad:
-            raise GradError("assigning into a tensor that requires grad is not allowed; build a new "
-                            "tensor (e.g. with lg.where) or assign inside `with lg.no_grad():`")
-        if dispatch.tracer is not None:
-            return dispatch.tracer.setitem(self, index, value)
-        value = value.data if isinstance(value, Tensor) else value
-        self.data[normalize_index(index, self)] = value
-        self._mark_modified()
+        self._check_inplace("assigning into part of a tensor (t[i] = v)")
+        with context.setting(grad_enabled=False):
+            if context.hooks:
+                self._assign(sh.setitem_value(self, value, index))
+            else:   # eager: NumPy writes the part in place (what assign(setitem(...)) computes)
+                value = value.data if isinstance(value, Tensor) else value
+                self.data[normalize_index(index, self)] = value
+                self._mark_modified()
 
     def zero_(self):
         return self.fill_(0)
 
     def fill_(self, value):
-        if dispatch.tracer is not None:
-            return dispatch.tracer.fill(self, value)
-        with_grad, dispatch.grad_enabled = dispatch.grad_enabled, False
-        try:
-            self._set_data(self._backend.xp.full(self.shape, value, dtype=self.dtype))
-        finally:
-            dispatch.grad_enabled = with_grad
-        return self
+        self._check_inplace("fill_")
+        with context.setting(grad_enabled=False):
+            return self._assign(value)
 
     def copy_(self, src):
-        if dispatch.tracer is not None:
-            return dispatch.tracer.copy(self, src)
-        src = src.data if isinstance(src, Tensor) else src
-        self._set_data(self._backend.asarray(src))
-        return self
+        self._check_inplace("copy_")
+        with context.setting(grad_enabled=False):
+            return self._assign(src)
 
     # ---- printing
     def __repr__(self):
@@ -554,13 +703,3 @@ class Tensor(OpsMixin):
         return "tensor(" + body + "".join(", " + e for e in extras) + ")"
 
     __str__ = __repr__
-
-
-_SYMBOL = {"add": "+", "sub": "-", "mul": "*", "div": "/"}
-_INPLACE_UFUNCS = {"add": "add", "sub": "subtract", "mul": "multiply", "div": "true_divide"}
-
-
-from . import autograd as _autograd  # noqa: E402
-
-dispatch.Tensor = Tensor
-dispatch.TapeNode = _autograd.TapeNode

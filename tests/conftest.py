@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 import labgrad as lg
-from labgrad import dispatch
+from labgrad.context import context
 from labgrad.backends import numpy_backend
 import labgrad.backends as backends_module
 
@@ -77,9 +77,11 @@ def device(request):
 def _isolated_engine_state():
     """Every test starts seeded, with grad mode on and float32 default, and cannot leak changes."""
     lg.manual_seed(0)
-    grad_mode, default_dtype, scope = dispatch.grad_enabled, lg.get_default_dtype(), dispatch.scope
-    yield
-    dispatch.grad_enabled, dispatch.scope = grad_mode, scope
+    default_dtype = lg.get_default_dtype()
+    with context.setting(grad_enabled=True, scope=None, tracer=None, raw_arrays=None, hooks=()):
+        yield
+        assert context.tracer is None and not context.hooks and context.raw_arrays is None, \
+            f"a test left interpreter state behind: {context!r}"
     lg.set_default_dtype(default_dtype)
 
 

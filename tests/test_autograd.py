@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 import labgrad as lg
+from labgrad.autograd import ReleasedValue
 import labgrad.functional as F
 
 
@@ -259,7 +260,11 @@ def test_intermediates_are_released_after_backward():
     assert ref() is not None, "the tape keeps h alive until backward"
     loss.backward()
     assert ref() is None, "after backward the tape must let go of h"
-    assert node._inputs is None and node._out is None
+    assert node.released and node.saved_output is None
+    (kept,) = node._inputs   # the structure stays (for drawings), the value does not
+    assert isinstance(kept, ReleasedValue) and kept.shape == (3,) and kept.grad_fn.op.name == "mul"
+    with pytest.raises(lg.GradError, match="a second time"):
+        loss.backward()
 
 
 def test_retain_graph_keeps_intermediates():

@@ -88,7 +88,8 @@ def test_values_agree_eager_compiled_jit(case, device):
     syms = [lg.placeholder(x.shape, x.dtype, name=f"x{i}", device=device) for i, x in enumerate(fed)]
     out = fn(*_assemble(make, syms))
     f = lg.compile(out)
-    assert case.op in _graph_ops(f.graph), f"{case.id}: the compiled graph does not use {case.op}"
+    if REGISTRY[case.op].writes_input is None:   # a write into a graph value rebinds the symbol
+        assert case.op in _graph_ops(f.graph), f"{case.id}: the compiled graph does not use {case.op}"
     compiled = f(*tensors)
 
     traced = lg.jit(lambda *xs: fn(*_assemble(make, xs)))(*tensors)

@@ -14,7 +14,7 @@ import pytest
 
 import labgrad as lg
 from labgrad.ops import REGISTRY, Aval, aval_of, get_op
-from labgrad.ops.registry import FAMILY_COLORS
+from viz.style import FAMILY_COLORS
 
 _rng = np.random.default_rng(11)
 
@@ -104,6 +104,7 @@ SAMPLES = {
     "unfold": [((randn(2, 3, 4, 5),), WIN)],
     "fold": [((randn(2, 12, 10),), dict(WIN, output_size=(4, 5)))],
     "to_device": [((randn(2, 3),), {"device": "cpu"})],
+    "assign": [((randn(2, 3), randn(3)), {})],
 }
 
 

@@ -214,6 +214,7 @@ FORWARD = [
           randn(2, 3, 5, 6)),
     FCase("fold", lambda c: op("fold")(c, output_size=(5, 6), **WIN),
           lambda c: loop_fold(c, (5, 6), (2, 3), (2, 1), (1, 1), (1, 2)), randn(2, 18, 12), rtol=1e-5),
+    FCase("assign", lambda a, b: a.detach().clone().copy_(b), lambda a, b: np.broadcast_to(b, a.shape), a23, b3),
     FCase("to_device", lambda a: op("to_device")(a, device=str(a.device)), lambda a: a, a23),
 ]
 
@@ -264,7 +265,7 @@ def test_non_differentiable_ops_record_no_grad_fn(name):
 
 def test_the_non_differentiable_set_is_what_we_expect():
     assert set(NON_DIFFERENTIABLE) == {"sign", "eq", "ne", "lt", "le", "gt", "ge", "logical_and",
-                                       "logical_or", "logical_not", "one_hot", "full_like",
+                                       "logical_or", "logical_not", "one_hot", "full_like", "assign",
                                        "element_count", "any", "all"}
 
 

@@ -14,7 +14,7 @@ import labgrad as lg
 import labgrad.functional as F
 import viz
 from labgrad.autograd import backward_steps
-from labgrad.ops.registry import FAMILY_COLORS
+from viz.style import FAMILY_COLORS
 from viz import render as render_module
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

@@ -13,7 +13,7 @@ import pytest
 import labgrad as lg
 import labgrad.functional as F
 import viz
-from labgrad.ops.registry import FAMILY_COLORS
+from viz.style import FAMILY_COLORS
 from viz import graph_style
 from viz.graph_figure import short_location
 

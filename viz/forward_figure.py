@@ -12,7 +12,6 @@ from .labels import escape, fmt_attrs, fmt_shape, fmt_type, fmt_values, is_small
 from .tape import Tape, distances
 
 COMPACT_OPS = 40
-COMMUTATIVE = {"add", "mul", "maximum", "minimum", "eq", "ne", "logical_and", "logical_or"}
 
 
 class Annotations:
@@ -147,7 +146,7 @@ def forward_figure(tape: Tape, options, annotations=None, active=None):
         op_id = fig.add_node(op_label(node), style.op_node(node.op.family), scope=own_scope(op),
                              highlight=hot)
         ids[id(op)] = op_id
-        numbered = len(op.inputs) > 1 and node.op.name not in COMMUTATIVE
+        numbered = len(op.inputs) > 1 and not node.op.commutative
         edge_active = style.ACTIVE_EDGE if op is active else {}
         for position, entry in enumerate(op.inputs):
             producer = tape.by_node.get(entry.producer) if entry.producer is not None else None

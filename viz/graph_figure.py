@@ -20,7 +20,7 @@ from labgrad.errors import short_location
 
 from . import graph_style, style
 from .figure import Figure
-from .forward_figure import COMMUTATIVE, COMPACT_OPS
+from .forward_figure import COMPACT_OPS
 from .labels import ascii_text, escape, fmt_attrs, fmt_values, is_small
 
 SOURCES = ("placeholder", "constant", "variable")
@@ -272,7 +272,7 @@ class _GraphDrawing:
                 self.fig.add_edge(self.ids[target.id], me, dict(graph_style.WRITE_EDGE))
             return
         ins = node.inputs
-        numbered = kind == "op" and len(ins) > 1 and node.op.name not in COMMUTATIVE
+        numbered = kind == "op" and len(ins) > 1 and not node.op.commutative
         for position, x in enumerate(ins):
             attrs = {"label": str(position)} if numbered else {}
             self.fig.add_edge(self.source(x, scope), me, attrs)

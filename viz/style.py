@@ -1,14 +1,17 @@
 """How drawings look: one place for colours, fonts and shapes, so every view agrees.
 
-Ops are ovals filled with their family's colour (``labgrad.ops.registry.FAMILY_COLORS``);
+Ops are ovals filled with their family's colour (``FAMILY_COLORS``, keyed by ``op.family``);
 tensors are boxes: parameters (leaves that require grad) in warm yellow, constants white
 with a grey outline, Python numbers small and dashed. The highlight (the stepper's current
 node) is a strong amber no family uses.
 """
 from __future__ import annotations
 
-from labgrad.ops.registry import FAMILY_COLORS
-
+FAMILY_COLORS = {
+    "elementwise": "#cfe8ff", "compare": "#eeeeee", "reduce": "#ffe2b8", "shape": "#e3f4d7",
+    "linalg": "#f8d0d0", "nn": "#e8d5f5", "creation": "#f5f5d0", "control": "#d7eef0",
+    "transfer": "#f0e0c8", "state": "#fde2e4",
+}
 FONT = "Helvetica"          # graphviz-pure measures it with Arial-compatible metrics
 INK = "#37474f"            # outlines, edges and text: a soft near-black
 MUTED = "#78909c"          # secondary text (shapes, dtypes), constant outlines

@@ -36,6 +36,7 @@ import numpy as np
 
 from ..backends import CPU, get_backend
 from ..errors import DeviceError, DTypeError, LabgradError, ShapeError, format_location
+from ..autograd import store_grad
 from ..ops.registry import Aval, fmt_shape
 from ..tensor import Tensor
 from .ir import Graph, Node, _fmt_aval
@@ -309,7 +310,8 @@ class _FunctionWriter:
             if n.op == "assign":
                 last[n.target.id] = n
         written = {a.target.id for a in last.values() if a.target.attrs.get("slot") != "grad"}
-        copies, out, stamped, grads = [], [], [], set()
+        stored_set = []   # the arrays given to leaves' .grad in this run (see store_grad)
+        copies, out, stamped = [], [], []
         for assign in last.values():
             var, value = assign.target, assign.inputs[1]
             val = self.ref(value)
@@ -317,11 +319,14 @@ class _FunctionWriter:
                 copies.append(val)
             if var.attrs.get("slot") == "grad":
                 owner = self.p.bind(var.name or "var", var.value)
-                new = self.p.bind("grad_tensor", _grad_tensor)
-                arg = f"{val}.copy()" if val in grads else val   # each leaf gets its own array
-                grads.add(val)
-                out.append((f"{owner}.grad = None", set()) if value is None else
-                           (f"{owner}.grad = {new}({arg}, {owner})", {val}))
+                store = self.p.bind("store_grad", store_grad)
+                wrap = self.p.bind("as_grad", _as_grad)
+                if value is None:
+                    out.append((f"{owner}.grad = None", set()))
+                else:
+                    if not stored_set:
+                        stored_set.append(("stored = set()", set()))
+                    out.append((f"{store}({owner}, {wrap}({val}, {owner}), stored)", {val}))
             elif var.attrs.get("weak"):
                 ref = self.p.bind(f"{var.name or 'fresh'}_ref", var.value)
                 out.append((f"{self.p.bind('write_weak', _write_weak)}({ref}, {val})", {val}))
@@ -330,7 +335,7 @@ class _FunctionWriter:
                 out.append((f"{owner}.data[...] = {val}", {val}))
                 stamped.append(owner)
         out.extend((f"{o}._mark_modified()", set()) for o in stamped)
-        return [(f"{v} = {v}.copy()", {v}) for v in copies] + out
+        return [(f"{v} = {v}.copy()", {v}) for v in copies] + stored_set + out
 
     def render(self, params):
         # the last use of each local name: intermediates are deleted as soon as they are dead
@@ -378,8 +383,8 @@ def _value_uses(graph):
 
 
 def _may_alias(value, variables):
-    """Could ``value`` share memory with one of ``variables`` (node ids)? Shape ops such as
-    reshape, transpose and slicing return views, and so may ``cast``: follow them back."""
+    """Could ``value`` share memory with one of ``variables`` (node ids)? Ops declared
+    ``view=True`` (reshape, transpose, slicing, cast) may return views: follow them back."""
     seen, stack = set(), [value]
     while stack:
         n = stack.pop()
@@ -388,15 +393,15 @@ def _may_alias(value, variables):
         seen.add(n.id)
         if n.op == "variable" and n.id in variables:
             return True
-        view = n.kind == "op" and (n.op.family == "shape" or n.op.name == "cast")
+        view = n.kind == "op" and n.op.view
         if view or n.op in ("assign", "stop_gradient"):
             stack.extend(n.inputs)
     return False
 
 
-def _grad_tensor(array, owner):
-    """A gradient stored as eager backward stores it: its own writable array (views copied)."""
-    return Tensor._wrap(array if getattr(array, "base", None) is None else array.copy(), owner._backend)
+def _as_grad(array, owner):
+    """A gradient array computed by the graph, as a tensor on ``owner``'s device."""
+    return Tensor._wrap(array, owner._backend)
 
 
 def _write_weak(ref, array):

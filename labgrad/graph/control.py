@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import dispatch
+from ..context import context
 from ..errors import GradError, TraceError, format_location, user_location
 from ..ops.shape import full_like
 from .ir import (Frame, Graph, Node, Symbol, _fmt_aval, collect, constant_node, current_frame, frame_scope,
@@ -25,7 +25,7 @@ __all__ = ["cond", "while_loop", "call_graph"]
 
 
 def _static(values):
-    return dispatch.tracer is not None or any(isinstance(v, Symbol) for v in values)
+    return context.tracer is not None or any(isinstance(v, Symbol) for v in values)
 
 
 def _as_node(x):
@@ -78,7 +78,7 @@ def _control_node(kind, inputs, attrs, subgraphs, out_nodes, location):
     frame = current_frame()
     inputs = [frame.capture(x) for x in inputs]
     avals = tuple(o.aval for o in out_nodes)
-    grad_on = dispatch.grad_enabled
+    grad_on = context.grad_enabled
     requires = grad_on and any(x.requires_grad for x in inputs)
     node = Node(kind, inputs, attrs, aval=avals, device=out_nodes[0].device if out_nodes else None,
                 location=location, subgraphs=subgraphs, frame=frame, stop_gradient=not grad_on,

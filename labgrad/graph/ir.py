@@ -22,7 +22,7 @@ import itertools
 
 import numpy as np
 
-from .. import dispatch
+from ..context import context
 from ..backends import CPU, get_backend, parse_device
 from ..errors import (DeviceError, DTypeError, LabgradError, ShapeError, TraceError, format_location,
                       short_location,
@@ -64,7 +64,7 @@ class Node:
         self.frame = frame if frame is not None else ROOT
         self.stop_gradient = stop_gradient
         self.requires_grad = requires_grad
-        self.scope = dispatch.scope
+        self.scope = context.scope
 
     @property
     def kind(self) -> str:
@@ -187,9 +187,6 @@ class frame_scope:
 
 # ---------------------------------------------------------------- from values to nodes
 
-_lifters = []   # the jit tracer pushes itself here: it turns Tensors into variables
-
-
 def constant_node(value, name=None, location=None):
     """A constant node holding ``value`` (a Tensor, array or number), in the current frame."""
     if isinstance(value, Tensor):
@@ -210,7 +207,7 @@ def to_input(x):
     if isinstance(x, Symbol):
         return current_frame().capture(x.node)
     if x.__class__ is Tensor:
-        node = _lifters[-1].read(x) if _lifters else constant_node(x)
+        node = context.tracer.read(x) if context.tracer is not None else constant_node(x)
         return current_frame().capture(node)
     if isinstance(x, (bool, int, float)):
         return x
@@ -255,7 +252,7 @@ def make_node(op, inputs, attrs, location=None):
         device = parse_device(attrs["device"])
     else:
         device = next(iter(devices)) if devices else CPU.device
-    grad_on = dispatch.grad_enabled
+    grad_on = context.grad_enabled
     node = Node(op, nodes, attrs, aval, device, location=where, frame=current_frame(),
                 stop_gradient=not grad_on,
                 requires_grad=grad_on and op.differentiable and any(
@@ -414,12 +411,12 @@ class Symbol(OpsMixin):
 
     def backward(self, grad=None, retain_graph=False, create_graph=False):
         """Inside ``lg.jit``: symbolic gradients, delivered to ``.grad`` as eager code would."""
-        if dispatch.tracer is None:
+        if context.tracer is None:
             raise TraceError(f"backward() on a static-graph symbol{format_location(user_location())}"
                              f"\n  In a define-and-run graph, build the gradient graph with "
                              f"lg.gradients(loss, [w, b]) and update with lg.assign. "
                              f"(Inside a function decorated with @lg.jit, loss.backward() works.)")
-        dispatch.tracer.backward(self, grad)
+        context.tracer.backward(self, grad)
 
     def __repr__(self):
         node = self.node

@@ -17,11 +17,13 @@ code sees. Later calls with the same signature run the compiled code directly.
 
 What the tracer has to capture, and how:
 
-* every op: a dispatch hook (``dispatch._hooks``) turns each ``apply`` into a graph node;
-* in-place updates (``p -= lr * g``, ``buf *= m``, ``fill_``, ``copy_``, ``t[i] = v``):
-  ``Tensor``'s in-place methods report to ``dispatch.tracer``, which records an ``assign``;
-* ``.grad``: while tracing, ``Tensor.grad`` is swapped for a property that watches reads and
-  writes. ``loss.backward()`` on a symbol computes symbolic gradients (``gradients``) for
+* every op: the tracer is a hook (``context.installed``) that turns each op call into a
+  graph node instead of running it;
+* in-place updates (``p -= lr * g``, ``buf *= m``, ``fill_``, ``copy_``, ``t[i] = v``): each
+  is an op computing the new value followed by the ``assign`` op, which the tracer records
+  as a state update;
+* ``.grad``: while tracing (``context.tracer`` is set), ``Tensor.grad`` reads and writes go to
+  the tracer. ``loss.backward()`` on a symbol computes symbolic gradients (``gradients``) for
   every captured leaf that requires grad and stores them in ``.grad`` the way eager autograd
   does (``g`` if ``.grad`` is None, else ``.grad + g``); after each run the compiled code puts
   real tensors there. Whether each ``.grad`` was None when the trace started is a *guard*:
@@ -42,8 +44,8 @@ import weakref
 
 import numpy as np
 
-from .. import dispatch
-from ..autograd import no_grad
+from ..context import context
+from ..autograd import accumulate_grad, no_grad
 from ..backends import CPU
 from ..errors import GradError, ShapeError, TraceError, format_location, user_location
 from ..ops.registry import Aval, fmt_shape
@@ -53,30 +55,10 @@ from ..tensor import Tensor, normalize_index
 from . import ir
 from .autodiff import gradients
 from .build import make_assign
-from .codegen import Executable, _grad_tensor
+from .codegen import Executable
 from .ir import ROOT, Graph, Node, Symbol, collect, constant_node
 
 __all__ = ["jit", "JitFunction", "CacheInfo"]
-
-_GRAD_SLOT = Tensor.__dict__["grad"]   # the real storage of Tensor.grad (a slot descriptor)
-
-
-def _raw_grad(t):
-    return _GRAD_SLOT.__get__(t, Tensor)
-
-
-class _WatchedGrad:
-    """Stands in for ``Tensor.grad`` while a function is traced (see the module docstring)."""
-
-    def __init__(self, tracer):
-        self.tracer = tracer
-
-    def __get__(self, t, owner=None):
-        return self if t is None else self.tracer.get_grad(t)
-
-    def __set__(self, t, value):
-        self.tracer.set_grad(t, value)
-
 
 class _State:
     """What the tracer knows about one real tensor: the node its value was first read from,
@@ -105,26 +87,34 @@ class Tracer:
 
     # ---- switching the hooks on and off
     def __enter__(self):
-        if dispatch.tracer is not None:
+        if context.tracer is not None:
             raise TraceError("lg.jit: already tracing another function")
-        dispatch._hooks.append(self)
-        dispatch.tracer = self
-        ir._lifters.append(self)
-        Tensor.grad = _WatchedGrad(self)
+        self._installed = context.installed(self)
+        self._installed.__enter__()
+        context.tracer = self
         return self
 
     def __exit__(self, exc_type, *exc):
         if exc_type is not None:   # a failed trace leaves every .grad as it found it
             for t, before, _ in self.grads.values():
-                _GRAD_SLOT.__set__(t, before)
-        Tensor.grad = _GRAD_SLOT
-        ir._lifters.remove(self)
-        dispatch.tracer = None
-        dispatch._hooks.remove(self)
+                t._grad = before
+        context.tracer = None
+        self._installed.__exit__(None, None, None)
+        self._installed = None   # no cycle through the context manager: the states die with us
         return False
 
-    def on_op(self, op, inputs, attrs, run):
+    def on_op(self, op, inputs, attrs, run, phase):
+        """Every op call while tracing: a graph node instead of a computation; ``assign`` (the
+        write behind every in-place update) becomes a state update of the traced tensor."""
+        if op.writes_input is not None:
+            target, value = inputs
+            return self.assign(target, value)
         return ir.make_node(op, inputs, attrs)
+
+    def created(self, t):
+        """A tensor made while tracing (by a creation function, or an optimizer making its
+        buffers): it may be new state, or a temporary."""
+        self.fresh[id(t)] = weakref.ref(t)
 
     # ---- reading tensors
     def _is_fresh(self, t):
@@ -158,44 +148,31 @@ class Tracer:
             st.target = Node("variable", aval=st.initial.aval, device=t.device, name=t.name or "fresh",
                              attrs={"weak": True}, value=weakref.ref(t), frame=ROOT)
         st.current = make_assign(st.target, value, user_location()).node
-        return t
+        return Symbol(st.current)
 
-    def inplace(self, t, op, other):
+    def assign(self, t, value):
+        """``t``'s value becomes ``value`` (broadcast and cast to ``t``'s shape and dtype)."""
+        current = Symbol(self.read(t))
+        if isinstance(value, Symbol):
+            v = value
+        elif isinstance(value, Tensor):
+            v = Symbol(ir.to_input(value))
+        elif isinstance(value, (bool, int, float)):
+            with no_grad():
+                return self._assign(t, full_like(current, value=value, dtype=None))
+        else:
+            v = Symbol(constant_node(np.asarray(value)))
         with no_grad():
-            value = ir.make_node(op, (t, other), {})
-        if tuple(value.shape) != tuple(t.shape):
-            raise ShapeError(f"in-place {op.name}: the result has shape {fmt_shape(value.shape)} but the "
-                             f"tensor has shape {tuple(t.shape)}; an in-place op cannot change shape"
-                             f"{format_location(user_location())}")
-        return self._assign(t, value)
-
-    def set_data(self, t, array):
-        return self._assign(t, Symbol(constant_node(array)))
-
-    def fill(self, t, value):
-        with no_grad():
-            return self._assign(t, full_like(t, value=value, dtype=None))
-
-    def copy(self, t, src):
-        src = src if isinstance(src, Symbol) else Symbol(ir.to_input(src)) if isinstance(src, Tensor) \
-            else Symbol(constant_node(np.asarray(src)))
-        return self._assign(t, src)
-
-    def setitem(self, t, index, value):
-        """``t[index] = value`` as ops: scatter the value, then pick it where the index points."""
-        if any(isinstance(i, Symbol) for i in (index if isinstance(index, tuple) else (index,))):
-            raise TraceError(f"indexing with a traced value is not supported"
-                             f"{format_location(user_location())}\n  Use a boolean mask with lg.where.")
-        index = normalize_index(index, t)
-        with no_grad():
-            current = Symbol(self.read(t))
-            part = getitem(current, index=index)
-            v = value if isinstance(value, Symbol) else Symbol(ir.to_input(value)) if isinstance(value, Tensor) \
-                else Symbol(constant_node(np.asarray(value, dtype=t.dtype)))
-            v = v.broadcast_to(part.shape).astype(t.dtype)
-            scattered = getitem_grad(v, current, index=index)
-            hit = getitem_grad(full_like(v, value=1, dtype=None), current, index=index)
-            self._assign(t, where(gt(hit, 0), scattered, current))
+            if tuple(v.shape) != tuple(t.shape):
+                if len(v.shape) > len(t.shape) or any(
+                        a not in (1, b) for a, b in zip(v.shape[::-1], tuple(t.shape)[::-1])):
+                    raise ShapeError(f"in-place update: the new value has shape {fmt_shape(v.shape)} "
+                                     f"but the tensor has shape {tuple(t.shape)}; an in-place op "
+                                     f"cannot change shape{format_location(user_location())}")
+                v = v.broadcast_to(tuple(t.shape))
+            if v.dtype != t.dtype:
+                v = v.astype(t.dtype)
+        return self._assign(t, v)
 
     # ---- .grad
     def _touch(self, t, before, reading):
@@ -214,28 +191,19 @@ class Tracer:
         return node
 
     def get_grad(self, t):
-        try:
-            value = _raw_grad(t)
-        except AttributeError:
-            return None
+        value = t._grad
         self._touch(t, value, reading=True)
         entry = self.grads.get(id(t))
         if value.__class__ is Tensor and entry is not None and value is entry[1]:
             # the gradient left by earlier runs: read it live each time the graph runs
             sym = Symbol(self.grad_var(t, value))
-            _GRAD_SLOT.__set__(t, sym)
+            t._grad = sym
             return sym
         return value
 
     def set_grad(self, t, value):
-        try:
-            before = _raw_grad(t)
-        except AttributeError:      # a Tensor being constructed: made during the trace
-            self.fresh[id(t)] = weakref.ref(t)
-            _GRAD_SLOT.__set__(t, value)
-            return
-        self._touch(t, before, reading=False)
-        _GRAD_SLOT.__set__(t, value)
+        self._touch(t, t._grad, reading=False)
+        t._grad = value
 
     # ---- loss.backward()
     def backward(self, y, grad=None):
@@ -257,11 +225,7 @@ class Tracer:
         for st, g in zip(leaves, gs):
             if g is None:
                 continue
-            t = st.tensor
-            for hook in t._hooks or ():
-                out = hook(g)
-                g = out if out is not None else g
-            t.grad = g if t.grad is None else t.grad + g
+            accumulate_grad(st.tensor, g)
         for node, g in zip(self.arg_nodes, gs[len(leaves):]):
             if g is not None:
                 prev = self.arg_grads.get(node.id)
@@ -279,8 +243,8 @@ class Tracer:
                     written_fresh.append(weakref.ref(st.tensor))
         guards = []
         for t, before, read_first in self.grads.values():
-            final = _raw_grad(t)
-            _GRAD_SLOT.__set__(t, before)
+            final = t._grad
+            t._grad = before
             if read_first:
                 guards.append((t, before is None))
             if final is before:
@@ -493,10 +457,11 @@ class _Entry:
         if not self.arg_grad_leaves and self.out_spec == "*":
             return tensors[0] if self.out_items[0][0] == "result" else self.out_items[0][1]
         n_user = len(tensors) - len(self.arg_grad_leaves)
+        stored = set()
         for i, g in zip(self.arg_grad_leaves, tensors[n_user:]):
             x = leaves[i]
             if x.__class__ is Tensor:
-                x.grad = _grad_tensor(g.data.copy(), x) if x.grad is None else x.grad + g
+                accumulate_grad(x, g, stored)
         values = [tensors[k] if kind == "result" else k for kind, k in self.out_items]
         return _unflatten(self.out_spec, iter(values))
 
@@ -535,7 +500,7 @@ class JitFunction:
         return None if self._latest is None else self._latest.executable
 
     def __call__(self, *args, **kwargs):
-        if dispatch.tracer is not None:   # called from a function being traced: trace through it
+        if context.tracer is not None:   # called from a function being traced: trace through it
             return self.fn(*args, **kwargs)
         leaves = []
         spec = ("call", _flatten(list(args), leaves), _flatten(kwargs, leaves))

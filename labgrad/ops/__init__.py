@@ -1,3 +1,3 @@
 """All ops, by family. ``REGISTRY`` maps each op's name to its one definition."""
 from .registry import REGISTRY, Aval, Op, aval_of, defop, get_op  # noqa: F401
-from . import elementwise, shape, reduce, linalg, nn, conv, device  # noqa: F401  (registers the ops)
+from . import elementwise, shape, reduce, linalg, nn, conv, device, state  # noqa: F401  (registers the ops)

@@ -40,7 +40,7 @@ def _window_counts(opname, hw, kernel_size, stride, padding, dilation):
     return tuple(out)
 
 
-@defop("nn")
+@defop("nn", array_backward=True)
 class unfold:
     """Every sliding window of an NCHW image as a column: ``(N, C, H, W) -> (N, C*kh*kw, L)``."""
 
@@ -75,7 +75,7 @@ class unfold:
         return (fold(g, output_size=tuple(a.shape[-2:]), **ctx.attrs),)
 
 
-@defop("nn")
+@defop("nn", array_backward=True)
 class fold:
     """Add columns back into an image: ``(N, C*kh*kw, L) -> (N, C, H, W)``, the adjoint of
     ``unfold``. Where windows overlap, their values add up; padding is cut off."""

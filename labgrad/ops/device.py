@@ -5,8 +5,10 @@ from ..backends import get_backend
 from .registry import Aval, defop, nbytes
 
 
-@defop("transfer")
+@defop("transfer", output_device=lambda attrs: attrs["device"])
 class to_device:
+    """``x.to("cuda")``: the result lives on the target device (declared by ``output_device``)."""
+
     def forward(xp, a, *, device):
         return get_backend(device).asarray(a)
 
@@ -15,15 +17,7 @@ class to_device:
 
     def backward(ctx, g):
         (a,) = ctx.inputs
-        return (transfer(g, a.device),)
+        return (to_device(g, device=str(a.device)),)
 
     def cost(a, *, device):
         return {"flops": 0, "bytes": nbytes(a)}
-
-
-def transfer(x, device):
-    """``x`` on ``device``; the result lives on the target device's backend."""
-    out = to_device(x, device=str(device))
-    if hasattr(out, "_backend"):
-        out._backend = get_backend(device)
-    return out

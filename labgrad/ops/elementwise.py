@@ -12,7 +12,7 @@ from .registry import defop
 _GELU_C = math.sqrt(2.0 / math.pi)
 
 
-@defop("elementwise", expr="({0} + {1})")
+@defop("elementwise", expr="({0} + {1})", array_backward=True, commutative=True, ufunc="add")
 class add:
     def forward(xp, a, b):
         return xp.add(a, b)
@@ -21,7 +21,7 @@ class add:
         return g, g
 
 
-@defop("elementwise", expr="({0} - {1})")
+@defop("elementwise", expr="({0} - {1})", array_backward=True, ufunc="subtract")
 class sub:
     def forward(xp, a, b):
         return xp.subtract(a, b)
@@ -30,7 +30,7 @@ class sub:
         return g, -g
 
 
-@defop("elementwise", expr="({0} * {1})")
+@defop("elementwise", expr="({0} * {1})", array_backward=True, commutative=True, ufunc="multiply")
 class mul:
     def forward(xp, a, b):
         return xp.multiply(a, b)
@@ -44,7 +44,7 @@ class mul:
         return (g * b if need_a else None), (g * a if need_b else None)
 
 
-@defop("elementwise", expr="({0} / {1})", saves_output=True)
+@defop("elementwise", expr="({0} / {1})", saves_output=True, array_backward=True, ufunc="true_divide")
 class div:
     def forward(xp, a, b):
         return xp.true_divide(a, b)
@@ -56,7 +56,7 @@ class div:
         return ga, gb
 
 
-@defop("elementwise", expr="(-{0})")
+@defop("elementwise", expr="(-{0})", array_backward=True)
 class neg:
     def forward(xp, a):
         return xp.negative(a)
@@ -65,7 +65,7 @@ class neg:
         return (-g,)
 
 
-@defop("elementwise", expr="pow({0}, {1})", saves_output=True, flops=10)
+@defop("elementwise", expr="pow({0}, {1})", saves_output=True, flops=10, array_backward=True)
 class pow_:
     def forward(xp, a, b):
         return xp.power(a, b)
@@ -85,7 +85,7 @@ def _log_of(a):
     return log(a)
 
 
-@defop("elementwise", expr="exp({0})", saves_output=True, flops=10)
+@defop("elementwise", expr="exp({0})", saves_output=True, flops=10, array_backward=True)
 class exp:
     def forward(xp, a):
         return xp.exp(a)
@@ -94,7 +94,7 @@ class exp:
         return (g * ctx.output,)
 
 
-@defop("elementwise", expr="log({0})", flops=10)
+@defop("elementwise", expr="log({0})", flops=10, array_backward=True)
 class log:
     def forward(xp, a):
         return xp.log(a)
@@ -104,7 +104,7 @@ class log:
         return (g / a,)
 
 
-@defop("elementwise", expr="sqrt({0})", saves_output=True, flops=4)
+@defop("elementwise", expr="sqrt({0})", saves_output=True, flops=4, array_backward=True)
 class sqrt:
     def forward(xp, a):
         return xp.sqrt(a)
@@ -113,7 +113,7 @@ class sqrt:
         return (g / (2 * ctx.output),)
 
 
-@defop("elementwise", expr="abs({0})")
+@defop("elementwise", expr="abs({0})", array_backward=True)
 class abs_:
     def forward(xp, a):
         return xp.abs(a)
@@ -131,7 +131,7 @@ class sign:
         return xp.sign(a)
 
 
-@defop("elementwise", expr="sin({0})", flops=10)
+@defop("elementwise", expr="sin({0})", flops=10, array_backward=True)
 class sin:
     def forward(xp, a):
         return xp.sin(a)
@@ -141,7 +141,7 @@ class sin:
         return (g * cos(a),)
 
 
-@defop("elementwise", expr="cos({0})", flops=10)
+@defop("elementwise", expr="cos({0})", flops=10, array_backward=True)
 class cos:
     def forward(xp, a):
         return xp.cos(a)
@@ -151,7 +151,7 @@ class cos:
         return (-g * sin(a),)
 
 
-@defop("elementwise", expr="tanh({0})", saves_output=True, flops=10)
+@defop("elementwise", expr="tanh({0})", saves_output=True, flops=10, array_backward=True)
 class tanh:
     def forward(xp, a):
         return xp.tanh(a)
@@ -160,7 +160,7 @@ class tanh:
         return (tanh_grad(g, ctx.output),)
 
 
-@defop("elementwise", expr="(1 / (1 + exp(-{0})))", saves_output=True, flops=12)
+@defop("elementwise", expr="(1 / (1 + exp(-{0})))", saves_output=True, flops=12, array_backward=True)
 class sigmoid:
     def forward(xp, a):
         # exp(-log(1 + exp(-a))): logaddexp never overflows, and both tails stay accurate
@@ -170,7 +170,7 @@ class sigmoid:
         return (sigmoid_grad(g, ctx.output),)
 
 
-@defop("elementwise", expr="max({0}, 0)")
+@defop("elementwise", expr="max({0}, 0)", array_backward=True)
 class relu:
     def forward(xp, a):
         return xp.maximum(a, 0)
@@ -184,7 +184,7 @@ class relu:
 # The backward rules of tanh, sigmoid and relu as single ops (PyTorch has the same three): one
 # dispatch instead of three. Each is an ordinary differentiable op, so second derivatives work.
 
-@defop("elementwise", expr="({0} * (1 - {1} * {1}))", flops=3)
+@defop("elementwise", expr="({0} * (1 - {1} * {1}))", flops=3, array_backward=True)
 class tanh_grad:
     """``g * (1 - y**2)``: the gradient of ``y = tanh(x)``, given ``y``."""
 
@@ -196,7 +196,7 @@ class tanh_grad:
         return tanh_grad(gg, y), gg * g * (-2 * y)
 
 
-@defop("elementwise", expr="({0} * {1} * (1 - {1}))", flops=3)
+@defop("elementwise", expr="({0} * {1} * (1 - {1}))", flops=3, array_backward=True)
 class sigmoid_grad:
     """``g * y * (1 - y)``: the gradient of ``y = sigmoid(x)``, given ``y``."""
 
@@ -208,7 +208,7 @@ class sigmoid_grad:
         return sigmoid_grad(gg, y), gg * g * (1 - 2 * y)
 
 
-@defop("elementwise", expr="where({1} > 0, {0}, 0)")
+@defop("elementwise", expr="where({1} > 0, {0}, 0)", array_backward=True)
 class relu_grad:
     """``g`` where ``x > 0``, else 0: the gradient of ``relu(x)``, given ``x``."""
 
@@ -220,7 +220,7 @@ class relu_grad:
         return relu_grad(gg, x), None   # the mask is flat: no gradient for x
 
 
-@defop("elementwise", expr="where({0} > 0, {0}, {0} * {alpha})", flops=2)
+@defop("elementwise", expr="where({0} > 0, {0}, {0} * {alpha})", flops=2, array_backward=True)
 class leaky_relu:
     def forward(xp, a, *, alpha):
         return xp.where(a > 0, a, a * alpha)
@@ -231,7 +231,7 @@ class leaky_relu:
 
 
 @defop("elementwise", flops=20,
-       expr="(0.5 * {0} * (1 + tanh(0.7978845608028654 * ({0} + 0.044715 * {0} * {0} * {0}))))")
+       expr="(0.5 * {0} * (1 + tanh(0.7978845608028654 * ({0} + 0.044715 * {0} * {0} * {0}))))", array_backward=True)
 class gelu:
     """GELU with the tanh approximation (PyTorch's ``approximate='tanh'``)."""
 
@@ -245,7 +245,7 @@ class gelu:
         return (g * (0.5 * (1 + t) + 0.5 * a * (1 - t * t) * dt),)
 
 
-@defop("elementwise", expr="max({0}, {1})")
+@defop("elementwise", expr="max({0}, {1})", array_backward=True, commutative=True)
 class maximum:
     def forward(xp, a, b):
         return xp.maximum(a, b)
@@ -256,7 +256,7 @@ class maximum:
         return where(pick_a, g, 0.0), where(pick_a, 0.0, g)
 
 
-@defop("elementwise", expr="min({0}, {1})")
+@defop("elementwise", expr="min({0}, {1})", array_backward=True, commutative=True)
 class minimum:
     def forward(xp, a, b):
         return xp.minimum(a, b)
@@ -267,7 +267,7 @@ class minimum:
         return where(pick_a, g, 0.0), where(pick_a, 0.0, g)
 
 
-@defop("elementwise", expr="where({0}, {1}, {2})")
+@defop("elementwise", expr="where({0}, {1}, {2})", array_backward=True)
 class where:
     """``cond ? a : b``; the condition gets no gradient."""
 
@@ -279,7 +279,7 @@ class where:
         return None, where(cond, g, 0.0), where(cond, 0.0, g)
 
 
-@defop("elementwise", expr="min(max({0}, {lo}), {hi})")
+@defop("elementwise", expr="min(max({0}, {lo}), {hi})", array_backward=True)
 class clip:
     def forward(xp, a, *, lo, hi):
         return xp.clip(a, lo, hi)
@@ -291,7 +291,7 @@ class clip:
         return (where(inside, g, 0.0),)
 
 
-@defop("elementwise", expr="{0}")
+@defop("elementwise", expr="{0}", array_backward=True, view=True)
 class cast:
     """Change the dtype; the gradient is cast back to the input's dtype."""
 
@@ -305,13 +305,13 @@ class cast:
 
 # ---------------------------------------------------------------- comparisons: bool results
 
-@defop("compare", expr="({0} == {1})", differentiable=False)
+@defop("compare", expr="({0} == {1})", differentiable=False, commutative=True)
 class eq:
     def forward(xp, a, b):
         return xp.equal(a, b)
 
 
-@defop("compare", expr="({0} != {1})", differentiable=False)
+@defop("compare", expr="({0} != {1})", differentiable=False, commutative=True)
 class ne:
     def forward(xp, a, b):
         return xp.not_equal(a, b)
@@ -341,13 +341,13 @@ class ge:
         return xp.greater_equal(a, b)
 
 
-@defop("compare", expr="logical_and({0}, {1})", differentiable=False)
+@defop("compare", expr="logical_and({0}, {1})", differentiable=False, commutative=True)
 class logical_and:
     def forward(xp, a, b):
         return xp.logical_and(a, b)
 
 
-@defop("compare", expr="logical_or({0}, {1})", differentiable=False)
+@defop("compare", expr="logical_or({0}, {1})", differentiable=False, commutative=True)
 class logical_or:
     def forward(xp, a, b):
         return xp.logical_or(a, b)

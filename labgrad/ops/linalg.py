@@ -37,7 +37,7 @@ def _matmul_infer(a, b):
     return Aval(shape, np.result_type(a.dtype, b.dtype))
 
 
-@defop("linalg")
+@defop("linalg", array_backward=True)
 class matmul:
     """``a @ b`` with NumPy's rules: batched over leading axes, 1-D operands as vectors."""
 

@@ -9,7 +9,7 @@ from .reduce import count, sum_
 from .elementwise import exp
 
 
-@defop("nn", saves_output=True)
+@defop("nn", saves_output=True, array_backward=True)
 class softmax:
     def forward(xp, a, *, axis):
         e = xp.exp(a - xp.max(a, axis=axis, keepdims=True))
@@ -26,7 +26,7 @@ class softmax:
         return {"flops": 5 * numel(a.shape), "bytes": 2 * nbytes(a)}
 
 
-@defop("nn", saves_output=True)
+@defop("nn", saves_output=True, array_backward=True)
 class log_softmax:
     def forward(xp, a, *, axis):
         shifted = a - xp.max(a, axis=axis, keepdims=True)
@@ -63,7 +63,7 @@ def _check_targets(logits, targets):
                          f"(N,), got {fmt_shape(logits.shape)} and {fmt_shape(targets.shape)}")
 
 
-@defop("nn")
+@defop("nn", array_backward=True)
 class cross_entropy:
     """Mean negative log-likelihood of integer ``targets`` under ``softmax(logits)``.
 
@@ -89,7 +89,7 @@ class cross_entropy:
         return {"flops": 6 * numel(logits.shape), "bytes": nbytes(logits) + nbytes(targets)}
 
 
-@defop("nn")
+@defop("nn", array_backward=True)
 class cross_entropy_grad:
     """``(softmax(logits) - one_hot(targets)) * g / N``: the backward of ``cross_entropy`` as one
     op (one dispatch, one pass), itself differentiable for second derivatives."""

@@ -74,7 +74,7 @@ class element_count:
         return Aval((), dtype)
 
 
-@defop("reduce")
+@defop("reduce", array_backward=True)
 class sum_:
     def forward(xp, a, *, axis, keepdims):
         return xp.sum(a, axis=axis, keepdims=keepdims)
@@ -88,7 +88,7 @@ class sum_:
         return (broadcast_like(keep_axes(g, a, **ctx.attrs), a),)
 
 
-@defop("reduce")
+@defop("reduce", array_backward=True)
 class mean:
     def forward(xp, a, *, axis, keepdims):
         return xp.mean(a, axis=axis, keepdims=keepdims)
@@ -128,7 +128,7 @@ class min_:
     backward = _extreme_backward
 
 
-@defop("reduce")
+@defop("reduce", array_backward=True)
 class var:
     """Variance; ``ddof=0`` is the population variance, ``ddof=1`` the sample variance."""
 
@@ -145,7 +145,7 @@ class var:
         return (keep_axes(g, a, axis, keepdims) * centered * (2.0 / (n - ddof)),)
 
 
-@defop("reduce", saves_output=True, flops=3)
+@defop("reduce", saves_output=True, flops=3, array_backward=True)
 class logsumexp:
     """``log(sum(exp(a)))`` computed stably by shifting by the maximum."""
 

@@ -19,14 +19,35 @@ Rules an op may define (all plain functions, no ``self``):
     reduce and other families have defaults. Used by static graphs and error messages.
 ``backward(ctx, g) -> tuple``
     One gradient per input (``None`` where there is none), written with labgrad ops. ``ctx``
-    has ``inputs``, ``attrs``, ``output`` and ``needs_input_grad``. Gradients may have the
-    broadcast shape; the interpreters reduce them to each input's shape with ``sum_to``.
+    follows the ``Ctx`` protocol below. Gradients may have the broadcast shape; the
+    interpreters reduce them to each input's shape with ``sum_to``.
 ``cost(*avals, **attrs) -> dict``
     Estimated ``flops`` and ``bytes`` moved, for the profiler and pass reports.
 ``expr`` (elementwise only)
     A template for fused kernels: ``{0}``, ``{1}`` are the inputs, ``{alpha}`` an attribute.
     It uses infix ``+ - * /``, comparisons, and the functions ``exp log sqrt abs sin cos tanh
     max min where pow logical_and logical_or logical_not`` only, so each code generator (Numba, CUDA) can translate it.
+
+Facts every interpreter reads are declared here too, never kept in lists elsewhere:
+
+``array_backward=True``
+    The backward rule may run on raw backend arrays (see ``autograd.py``, "array mode"): it
+    uses only operators and op calls, never tensor methods such as ``.exp()``. Without it,
+    the rule always runs on tensors. Every built-in op declares it; an op you define runs its
+    rule on tensors, exactly once per node, unless you opt in.
+``view=True``
+    The output may share memory with input 0 (reshape, transpose, slicing): code generation
+    copies such a value before writing state it may alias.
+``commutative=True``
+    ``op(a, b) == op(b, a)``: drawings need not number the inputs (and passes may reorder).
+``output_device``
+    ``output_device(attrs) -> device`` for an op whose result lives elsewhere than its
+    inputs (a transfer); by default the output is on the inputs' device.
+``ufunc``
+    The name of the NumPy/CuPy ufunc that computes this elementwise op, so an in-place
+    update (``p -= lr * g``) can write straight into the tensor's memory with ``out=``.
+``writes_input``
+    The op writes into the memory of this input and returns it (``assign``): an effect.
 
 Calling an op applies it: ``mul(x, y)`` is ``apply(mul, x, y)``, on eager tensors or graph
 symbols alike.
@@ -39,15 +60,49 @@ from numbers import Number
 
 import numpy as np
 
+from ..dispatch import apply
 from ..errors import DTypeError, ShapeError
 
 REGISTRY: dict[str, "Op"] = {}
 
-FAMILY_COLORS = {  # used by the visualizers; kept here so every view agrees
-    "elementwise": "#cfe8ff", "compare": "#eeeeee", "reduce": "#ffe2b8", "shape": "#e3f4d7",
-    "linalg": "#f8d0d0", "nn": "#e8d5f5", "creation": "#f5f5d0", "control": "#d7eef0",
-    "transfer": "#f0e0c8",
-}
+
+class Ctx:
+    """What a backward rule receives: the one protocol every interpreter implements.
+
+    ``backward(ctx, g)`` reads, and only reads:
+
+    ``ctx.inputs``
+        The op's inputs as they were when the op ran: tensors (eager), symbols (graphs), or
+        raw arrays (array mode), and Python numbers as they were passed.
+    ``ctx.attrs``
+        The op's attributes (``axis=``, ``shape=``, ...), a dict.
+    ``ctx.output``
+        The op's output, for ops defined with ``saves_output=True`` (``exp``, ``tanh``).
+    ``ctx.needs_input_grad``
+        A tuple of bools, one per input: does that input want a gradient? A rule may skip
+        work for the ones that do not.
+
+    The eager tape node (``autograd.TapeNode``), the raw-array context (``autograd.ArrayCtx``)
+    and the graph context (``graph.autodiff.SymbolicContext``) all implement it.
+    """
+
+    __slots__ = ()
+
+    @property
+    def inputs(self):
+        raise NotImplementedError
+
+    @property
+    def attrs(self):
+        raise NotImplementedError
+
+    @property
+    def output(self):
+        raise NotImplementedError
+
+    @property
+    def needs_input_grad(self):
+        raise NotImplementedError
 
 
 class Aval:
@@ -94,7 +149,9 @@ class Op:
     """One operation: its rules, and the metadata every interpreter reads."""
 
     def __init__(self, name, family, forward, infer, backward=None, cost=None, expr=None,
-                 differentiable=True, saves_output=False, doc=None):
+                 differentiable=True, saves_output=False, doc=None, array_backward=False,
+                 view=False, commutative=False, output_device=None, ufunc=None,
+                 writes_input=None):
         self.name = name
         self.family = family
         self.forward = forward
@@ -104,11 +161,16 @@ class Op:
         self.expr = expr
         self.differentiable = differentiable and backward is not None
         self.saves_output = saves_output
-        self.array_backward = True  # may autograd run ``backward`` on raw arrays? (autograd.py)
+        self.array_backward = array_backward
+        self.view = view
+        self.commutative = commutative
+        self.output_device = output_device
+        self.ufunc = ufunc
+        self.writes_input = writes_input
         self.__doc__ = doc
 
     def __call__(self, *inputs, **attrs):
-        return _dispatch.apply(self, *inputs, **attrs)
+        return apply(self, *inputs, **attrs)
 
     def __repr__(self):
         return f"<op {self.name}>"
@@ -207,7 +269,9 @@ def reduce_cost(op):
 
 # ---------------------------------------------------------------- the decorator
 
-def defop(family, *, expr=None, differentiable=True, saves_output=False, flops=1, name=None):
+def defop(family, *, expr=None, differentiable=True, saves_output=False, flops=1, name=None,
+          array_backward=False, view=False, commutative=False, output_device=None, ufunc=None,
+          writes_input=None):
     """Turn a namespace class of rules into a registered ``Op`` (see the module docstring)."""
 
     def wrap(ns):
@@ -217,7 +281,9 @@ def defop(family, *, expr=None, differentiable=True, saves_output=False, flops=1
             raise ValueError(f"op {opname!r} is defined twice")
         op = Op(opname, family, forward=rules["forward"], infer=rules.get("infer"),
                 backward=rules.get("backward"), cost=rules.get("cost"), expr=expr,
-                differentiable=differentiable, saves_output=saves_output, doc=ns.__doc__)
+                differentiable=differentiable, saves_output=saves_output, doc=ns.__doc__,
+                array_backward=array_backward, view=view, commutative=commutative,
+                output_device=output_device, ufunc=ufunc, writes_input=writes_input)
         if op.infer is None:
             if family in ("elementwise", "compare"):
                 op.infer = elementwise_infer(op)
@@ -235,5 +301,3 @@ def defop(family, *, expr=None, differentiable=True, saves_output=False, flops=1
 
     return wrap
 
-
-from .. import dispatch as _dispatch  # noqa: E402  (dispatch imports the ops; bound after they exist)

@@ -13,7 +13,7 @@ def _known(shape):
 
 # ---------------------------------------------------------------- reshape / transpose
 
-@defop("shape")
+@defop("shape", array_backward=True, view=True)
 class reshape:
     def forward(xp, a, *, shape):
         return xp.reshape(a, tuple(-1 if d is None else d for d in shape))
@@ -30,7 +30,7 @@ class reshape:
         return (reshape(g, shape=a.shape),)
 
 
-@defop("shape")
+@defop("shape", array_backward=True, view=True)
 class transpose:
     def forward(xp, a, *, axes):
         return xp.transpose(a, axes)
@@ -42,7 +42,7 @@ class transpose:
         return (transpose(g, axes=tuple(np.argsort(ctx.attrs["axes"]).tolist())),)
 
 
-@defop("shape")
+@defop("shape", array_backward=True, view=True)
 class squeeze:
     def forward(xp, a, *, axis):
         return xp.squeeze(a, axis=axis)
@@ -54,7 +54,7 @@ class squeeze:
         return (unsqueeze(g, axis=ctx.attrs["axis"]),)
 
 
-@defop("shape")
+@defop("shape", array_backward=True, view=True)
 class unsqueeze:
     """Insert size-1 axes at positions ``axis`` of the *result* (NumPy's ``expand_dims``)."""
 
@@ -73,7 +73,7 @@ class unsqueeze:
 
 # ---------------------------------------------------------------- broadcasting and its adjoint
 
-@defop("shape")
+@defop("shape", array_backward=True, view=True)
 class broadcast_to:
     def forward(xp, a, *, shape):
         return xp.broadcast_to(a, shape)
@@ -89,7 +89,7 @@ class broadcast_to:
         return (sum_to(g, shape=a.shape),)
 
 
-@defop("shape")
+@defop("shape", array_backward=True, view=True)
 class broadcast_like:
     """Broadcast ``a`` to the shape ``ref`` has at run time (works with unknown sizes)."""
 
@@ -119,7 +119,7 @@ def sum_to_axes(from_shape, to_shape):
     return lead, axes
 
 
-@defop("reduce")
+@defop("reduce", array_backward=True)
 class sum_to:
     """Sum a broadcast gradient back to an input's shape: the adjoint of broadcasting."""
 
@@ -140,7 +140,7 @@ class sum_to:
 
 # ---------------------------------------------------------------- indexing
 
-@defop("shape")
+@defop("shape", array_backward=True, view=True)
 class getitem:
     """``a[index]``: basic slicing and integer-array indexing, as NumPy does it."""
 
@@ -165,7 +165,7 @@ def _host_index(index):
     return tuple(i.get() if hasattr(i, "get") and not isinstance(i, (dict, slice)) else i for i in index)
 
 
-@defop("shape")
+@defop("shape", array_backward=True)
 class getitem_grad:
     """The adjoint of ``getitem``: zeros shaped like ``ref`` with ``g`` added at ``index``.
 
@@ -190,7 +190,7 @@ class getitem_grad:
 
 # ---------------------------------------------------------------- joining and padding
 
-@defop("shape")
+@defop("shape", array_backward=True)
 class concatenate:
     def forward(xp, *arrays, axis):
         return xp.concatenate(arrays, axis=axis)
@@ -216,7 +216,7 @@ class concatenate:
         return tuple(grads)
 
 
-@defop("shape")
+@defop("shape", array_backward=True)
 class stack:
     def forward(xp, *arrays, axis):
         return xp.stack(arrays, axis=axis)
@@ -234,7 +234,7 @@ class stack:
         return tuple(getitem(g, index=(slice(None),) * axis + (i,)) for i in range(len(ctx.inputs)))
 
 
-@defop("shape")
+@defop("shape", array_backward=True)
 class pad:
     """Constant padding; ``pad_width`` is one ``(before, after)`` pair per axis."""
 
