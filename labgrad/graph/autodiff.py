@@ -14,7 +14,8 @@ from ..autograd import enable_grad
 from ..errors import GradError, ShapeError, format_location, user_location
 from ..ops.registry import fmt_shape
 from ..ops.shape import full_like, sum_to
-from .ir import Node, Symbol, collect, constant_node
+from .ir import Node, collect
+from .symbol import Symbol, constant_node
 
 __all__ = ["gradients", "SymbolicContext"]
 

@@ -19,7 +19,8 @@ from ..backends import parse_device
 from ..errors import DTypeError, ShapeError, TraceError, format_location, user_location
 from ..ops.registry import Aval, broadcast_shapes, fmt_shape
 from ..tensor import Tensor
-from .ir import ROOT, Graph, Node, Symbol, Variable, collect, constant_node, current_frame, to_input
+from .ir import ROOT, Graph, Node, collect, current_frame
+from .symbol import Symbol, Variable, constant_node, to_input
 
 __all__ = ["placeholder", "constant", "Variable", "assign", "compile"]
 
@@ -108,7 +109,7 @@ def compile(outputs, inputs=None, updates=(), name="graph"):
 
         train = lg.compile(loss, updates=[lg.assign(w, w - 0.1 * gw)])
     """
-    from .codegen import Executable
+    from .executable import Executable
 
     single = not isinstance(outputs, (list, tuple))
     outs = [outputs] if single else list(outputs)

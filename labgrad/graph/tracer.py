@@ -1,20 +1,8 @@
-"""``lg.jit``: run eager-style Python once on symbols, record a graph, compile it, reuse it.
+"""The ``Tracer``: records one call of a function as a graph, for ``lg.jit``.
 
-::
-
-    @lg.jit
-    def train_step(xb, yb):
-        loss = F.cross_entropy(model(xb), yb)
-        opt.zero_grad(); loss.backward(); opt.step()
-        return loss
-
-On the first call for a given *signature* (shapes, dtypes and devices of the tensor arguments,
-values of the other arguments) the function is traced: each tensor argument becomes a
-placeholder and every op goes to the graph builder instead of running. Tensors the function
-reaches from outside (a model's parameters, an optimizer's momentum buffers) become graph
-*variables* that alias those very tensors, so the compiled step updates the model that eager
-code sees. Later calls with the same signature run the compiled code directly.
-
+While a function is traced, every op goes to the graph builder instead of running, and the
+tracer keeps track of the real tensors the function touches. ``jit_function.py`` decides
+when to trace and runs the result; this module is what happens during one trace.
 What the tracer has to capture, and how:
 
 * every op: a dispatch hook (``dispatch._hooks``) turns each ``apply`` into a graph node;
@@ -36,27 +24,24 @@ step counter) are baked into the graph as constants.
 """
 from __future__ import annotations
 
-import functools
-import inspect
 import weakref
 
 import numpy as np
 
 from .. import dispatch
 from ..autograd import no_grad
-from ..backends import CPU
 from ..errors import GradError, ShapeError, TraceError, format_location, user_location
+from ..ops.elementwise import gt, where
 from ..ops.registry import Aval, fmt_shape
 from ..ops.shape import full_like, getitem, getitem_grad
-from ..ops.elementwise import gt, where
 from ..tensor import Tensor, normalize_index
-from . import ir
+from . import symbol
 from .autodiff import gradients
 from .build import make_assign
-from .codegen import Executable, _grad_tensor
-from .ir import ROOT, Graph, Node, Symbol, collect, constant_node
+from .ir import ROOT, Node
+from .symbol import Symbol, constant_node, make_node, to_input
 
-__all__ = ["jit", "JitFunction", "CacheInfo"]
+__all__ = ["Tracer", "discover_names"]
 
 _GRAD_SLOT = Tensor.__dict__["grad"]   # the real storage of Tensor.grad (a slot descriptor)
 
@@ -109,7 +94,7 @@ class Tracer:
             raise TraceError("lg.jit: already tracing another function")
         dispatch._hooks.append(self)
         dispatch.tracer = self
-        ir._lifters.append(self)
+        symbol._lifters.append(self)
         Tensor.grad = _WatchedGrad(self)
         return self
 
@@ -118,13 +103,13 @@ class Tracer:
             for t, before, _ in self.grads.values():
                 _GRAD_SLOT.__set__(t, before)
         Tensor.grad = _GRAD_SLOT
-        ir._lifters.remove(self)
+        symbol._lifters.remove(self)
         dispatch.tracer = None
         dispatch._hooks.remove(self)
         return False
 
     def on_op(self, op, inputs, attrs, run):
-        return ir.make_node(op, inputs, attrs)
+        return make_node(op, inputs, attrs)
 
     # ---- reading tensors
     def _is_fresh(self, t):
@@ -162,7 +147,7 @@ class Tracer:
 
     def inplace(self, t, op, other):
         with no_grad():
-            value = ir.make_node(op, (t, other), {})
+            value = make_node(op, (t, other), {})
         if tuple(value.shape) != tuple(t.shape):
             raise ShapeError(f"in-place {op.name}: the result has shape {fmt_shape(value.shape)} but the "
                              f"tensor has shape {tuple(t.shape)}; an in-place op cannot change shape"
@@ -177,7 +162,7 @@ class Tracer:
             return self._assign(t, full_like(t, value=value, dtype=None))
 
     def copy(self, t, src):
-        src = src if isinstance(src, Symbol) else Symbol(ir.to_input(src)) if isinstance(src, Tensor) \
+        src = src if isinstance(src, Symbol) else Symbol(to_input(src)) if isinstance(src, Tensor) \
             else Symbol(constant_node(np.asarray(src)))
         return self._assign(t, src)
 
@@ -190,7 +175,7 @@ class Tracer:
         with no_grad():
             current = Symbol(self.read(t))
             part = getitem(current, index=index)
-            v = value if isinstance(value, Symbol) else Symbol(ir.to_input(value)) if isinstance(value, Tensor) \
+            v = value if isinstance(value, Symbol) else Symbol(to_input(value)) if isinstance(value, Tensor) \
                 else Symbol(constant_node(np.asarray(value, dtype=t.dtype)))
             v = v.broadcast_to(part.shape).astype(t.dtype)
             scattered = getitem_grad(v, current, index=index)
@@ -303,113 +288,7 @@ class Tracer:
         return effects, guards, written_fresh
 
 
-# ---------------------------------------------------------------- arguments and signatures
-
-def _flatten(obj, leaves):
-    """Structure of ``obj`` (nested tuples/lists/dicts), collecting its leaves in order."""
-    cls = obj.__class__
-    if cls is tuple or cls is list:
-        return (cls.__name__, tuple([_flatten(v, leaves) for v in obj]))
-    if cls is dict:
-        keys = tuple(obj)
-        return ("dict", keys, tuple([_flatten(obj[k], leaves) for k in keys]))
-    leaves.append(obj)
-    return "*"
-
-
-def _paths(spec, path):
-    """The path of each leaf of ``spec``, in ``_flatten``'s order: ``args[0]``, ``kwargs['lr']``."""
-    if spec == "*":
-        yield path
-    elif spec[0] == "dict":
-        for k, sub in zip(spec[1], spec[2]):
-            yield from _paths(sub, f"{path}[{k!r}]")
-    else:
-        for i, sub in enumerate(spec[1]):
-            yield from _paths(sub, f"{path}[{i}]")
-
-
-def _unflatten(spec, it):
-    if spec == "*":
-        return next(it)
-    if spec[0] == "dict":
-        return {k: _unflatten(s, it) for k, s in zip(spec[1], spec[2])}
-    values = [_unflatten(s, it) for s in spec[1]]
-    return tuple(values) if spec[0] == "tuple" else values
-
-
-def _leaf_signature(value):
-    if value.__class__ is Tensor:
-        data = value.data
-        return ("tensor", data.shape, data.dtype, value._backend.device, value._requires_grad)
-    if isinstance(value, np.ndarray):
-        return ("tensor", value.shape, value.dtype, CPU.device, False)
-    if isinstance(value, Symbol):
-        raise TraceError("lg.jit: a graph Symbol was passed to a jitted function outside a trace")
-    try:
-        hash(value)
-    except TypeError:
-        raise TypeError(f"lg.jit: argument of type {type(value).__name__} is neither a tensor nor "
-                        f"hashable, so it cannot be part of the trace's cache key; pass tensors, "
-                        f"numbers, strings, or tuples/lists/dicts of them") from None
-    return ("static", type(value).__name__, value)
-
-
-def _closest(keys, key):
-    """The cached signature that differs from ``key`` in the fewest arguments: the change
-    from it is the reason for a retrace (the latest trace may differ in more ways)."""
-    def distance(old):
-        if old[0] != key[0]:
-            return float("inf")
-        return sum(sum(x != y for x, y in zip(a, b)) + (len(a) != len(b)) for a, b in zip(old[1], key[1]))
-    return min(reversed(list(keys)), key=distance)  # ties go to the most recent trace
-
-
-def _describe_change(old, new, paths):
-    """Why a new signature differs from the last one traced: 'arg 0 shape (32, 64) -> (16, 64)'."""
-    (old_spec, old_sigs), (new_spec, new_sigs) = old, new
-    if old_spec != new_spec:
-        def shape_of(spec):
-            _, args, kwargs = spec
-            return f"{len(args[1])} positional, keywords {kwargs[1]}"
-        if shape_of(old_spec) != shape_of(new_spec):
-            return f"the arguments changed: {shape_of(new_spec)} instead of {shape_of(old_spec)}"
-        return "the nesting of the arguments (tuples, lists, dicts) changed"
-    labels = ("kind", "shape", "dtype", "device", "requires_grad")
-    for path, a, b in zip(paths, old_sigs, new_sigs):
-        if a == b:
-            continue
-        if a[0] != b[0]:
-            return f"{path} was a {'tensor' if a[0] == 'tensor' else a[1]}, now a {'tensor' if b[0] == 'tensor' else b[1]}"
-        if a[0] == "static":
-            return f"{path} value {a[2]!r} -> {b[2]!r}"
-        for i in range(1, 5):
-            if a[i] != b[i]:
-                va, vb = a[i], b[i]
-                if labels[i] == "dtype":
-                    va, vb = va.name, vb.name
-                return f"{path} {labels[i]} {va} -> {vb}"
-    return "new signature"
-
-
-class CacheInfo:
-    """How a jitted function's cache has done: ``hits``, ``misses``, and one reason per trace."""
-
-    def __init__(self):
-        self.hits = 0
-        self.misses = 0
-        self.traces = []
-
-    @property
-    def retraces(self):
-        """Reasons for every trace after the first."""
-        return self.traces[1:]
-
-    def __repr__(self):
-        return f"CacheInfo(hits={self.hits}, misses={self.misses}, traces={self.traces!r})"
-
-
-def _discover_names(fn):
+def discover_names(fn):
     """Readable names for tensors the function can reach: ``model.0.weight``,
     ``opt.momentum_buffer[model.0.weight]``; found in its closure, globals and ``self``."""
     found = {}
@@ -450,204 +329,3 @@ def _discover_names(fn):
                         names.setdefault(id(value), f"{label}.{key}[{pname}]")
     found.update(names)
     return found
-
-
-class _Entry:
-    """One traced signature: its executable and how to feed it and read its results."""
-
-    def __init__(self, key, executable, feed_leaves, out_spec, out_items, arg_grad_leaves, guards,
-                 written_fresh, names):
-        self.key = key
-        self.executable = executable
-        self.feed_leaves = feed_leaves
-        self.out_spec = out_spec
-        self.out_items = out_items            # ("result", k) | ("object", x) per output leaf
-        self.arg_grad_leaves = arg_grad_leaves
-        self.guards = guards
-        self.written_fresh = written_fresh
-        self.names = names
-        self.n_results = len(executable.graph.outputs)
-        self.backends = executable._out_backends
-
-    def stale(self):
-        """Why this trace cannot be reused now, or None."""
-        for t, was_none in self.guards:
-            if (t.grad is None) != was_none:
-                name = self.names.get(id(t)) or t.name or "a captured tensor"
-                before, now = ("None", "a tensor") if was_none else ("a tensor", "None")
-                return f"{name}.grad was {before} when traced, now {now}"
-        for ref in self.written_fresh:
-            if ref() is not None:
-                return ("tensors the previous call created and changed in place are still alive "
-                        "(new state, e.g. optimizer buffers): tracing again to read them as variables")
-        return None
-
-    def run(self, leaves):
-        arrays = []
-        for i in self.feed_leaves:
-            x = leaves[i]
-            arrays.append(x.data if x.__class__ is Tensor else x)
-        out = self.executable.call_arrays(arrays)
-        results = (out,) if self.n_results == 1 else (out or ())
-        tensors = [Tensor._wrap(a, b) for a, b in zip(results, self.backends)]
-        if not self.arg_grad_leaves and self.out_spec == "*":
-            return tensors[0] if self.out_items[0][0] == "result" else self.out_items[0][1]
-        n_user = len(tensors) - len(self.arg_grad_leaves)
-        for i, g in zip(self.arg_grad_leaves, tensors[n_user:]):
-            x = leaves[i]
-            if x.__class__ is Tensor:
-                x.grad = _grad_tensor(g.data.copy(), x) if x.grad is None else x.grad + g
-        values = [tensors[k] if kind == "result" else k for kind, k in self.out_items]
-        return _unflatten(self.out_spec, iter(values))
-
-
-class JitFunction:
-    """A function compiled on first use for each signature; see ``jit``.
-
-    ``graph`` and ``code`` show the latest trace; ``cache_info`` counts hits, misses and why
-    each trace happened.
-    """
-
-    def __init__(self, fn):
-        functools.update_wrapper(self, fn)
-        self.fn = fn
-        self.cache_info = CacheInfo()
-        self._cache = {}
-        self._latest = None
-        try:
-            self._params = list(inspect.signature(fn).parameters)
-        except (TypeError, ValueError):
-            self._params = []
-
-    def __get__(self, obj, objtype=None):
-        return self if obj is None else functools.partial(self, obj)
-
-    @property
-    def graph(self):
-        return None if self._latest is None else self._latest.executable.graph
-
-    @property
-    def code(self):
-        return None if self._latest is None else self._latest.executable.code
-
-    @property
-    def executable(self):
-        return None if self._latest is None else self._latest.executable
-
-    def __call__(self, *args, **kwargs):
-        if dispatch.tracer is not None:   # called from a function being traced: trace through it
-            return self.fn(*args, **kwargs)
-        leaves = []
-        spec = ("call", _flatten(list(args), leaves), _flatten(kwargs, leaves))
-        key = (spec, tuple([_leaf_signature(v) for v in leaves]))
-        entry = self._cache.get(key)
-        if entry is not None:
-            why = entry.stale()
-            if why is None:
-                self.cache_info.hits += 1
-                return entry.run(leaves)
-        elif self._latest is None:
-            why = "first call"
-        else:
-            why = _describe_change(_closest(self._cache, key), key,
-                                   [self._label(p) for p in self._leaf_paths(spec)])
-        entry = self._trace(leaves, spec, key)
-        self.cache_info.misses += 1
-        self.cache_info.traces.append(why)
-        self._cache[key] = self._latest = entry
-        return entry.run(leaves)
-
-    def _label(self, path):
-        """``args[0]`` -> ``arg 0 (xb)``."""
-        if path.startswith("args["):
-            i = int(path[5:path.index("]")])
-            rest = path[path.index("]") + 1:]
-            name = self._params[i] if i < len(self._params) else None
-            return f"arg {i}{rest}" + (f" ({name})" if name and not rest else "")
-        return "arg " + path[len("kwargs"):].strip("[]")
-
-    @staticmethod
-    def _leaf_paths(spec):
-        return list(_paths(spec[1], "args")) + list(_paths(spec[2], "kwargs"))
-
-    def _trace(self, leaves, spec, key):
-        names = _discover_names(self.fn)
-        tracer = Tracer(names)
-        feed_leaves, placeholders, symbolic = [], [], []
-        for i, (path, value) in enumerate(zip(self._leaf_paths(spec), leaves)):
-            if value.__class__ is Tensor or isinstance(value, np.ndarray):
-                t = value
-                device = t.device if t.__class__ is Tensor else "cpu"
-                rg = t.__class__ is Tensor and t._requires_grad
-                node = Node("placeholder", aval=Aval(t.shape, t.dtype), device=_dev(device),
-                            name=self._placeholder_name(path), frame=ROOT, requires_grad=rg)
-                placeholders.append(node)
-                feed_leaves.append(i)
-                if rg:
-                    tracer.arg_nodes.append(node)
-                symbolic.append(Symbol(node))
-            else:
-                symbolic.append(value)
-        it = iter(symbolic)
-        sym_args = _unflatten(spec[1], it)
-        sym_kwargs = _unflatten(spec[2], it)
-        with tracer:
-            out = self.fn(*sym_args, **sym_kwargs)
-            out_leaves = []
-            out_spec = _flatten(out, out_leaves)
-            outputs, out_items = [], []
-            for v in out_leaves:
-                if isinstance(v, Symbol):
-                    out_items.append(("result", len(outputs)))
-                    outputs.append(ir.ROOT.capture(v.node))
-                elif v.__class__ is Tensor and not tracer._is_fresh(v):
-                    out_items.append(("object", v))
-                elif v.__class__ is Tensor:
-                    out_items.append(("result", len(outputs)))
-                    outputs.append(tracer.read(v))
-                else:
-                    out_items.append(("object", v))
-            effects, guards, written_fresh = tracer.finish()
-        arg_grad_leaves = []
-        for node in tracer.arg_nodes:
-            g = tracer.arg_grads.get(node.id)
-            if g is not None:
-                outputs.append(g.node)
-                arg_grad_leaves.append(feed_leaves[placeholders.index(node)])
-        graph = Graph(collect(outputs + effects), placeholders, outputs,
-                      name=_identifier(getattr(self.fn, "__name__", "jit")))
-        executable = Executable(graph, single=len(outputs) == 1)
-        return _Entry(key, executable, feed_leaves, out_spec, out_items, arg_grad_leaves, guards,
-                      written_fresh, names)
-
-    def _placeholder_name(self, path):
-        label = self._label(path)
-        if "(" in label:
-            return label[label.index("(") + 1:-1]
-        return label.replace("arg ", "arg").replace("[", "_").replace("]", "").replace("'", "")
-
-    def __repr__(self):
-        return f"<jit {getattr(self.fn, '__qualname__', self.fn)}: {self.cache_info!r}>"
-
-
-def _identifier(name):
-    import re
-    name = re.sub(r"\W", "_", name)
-    return name if name and not name[0].isdigit() else "_" + name
-
-
-def _dev(device):
-    from ..backends import parse_device
-    return parse_device(str(device))
-
-
-def jit(fn):
-    """Trace ``fn`` into a graph on its first call for each signature, then run compiled code.
-
-    >>> @lg.jit
-    ... def f(x):
-    ...     return (x * x).sum()
-    >>> f(lg.ones(3)); f.cache_info
-    CacheInfo(hits=0, misses=1, traces=['first call'])
-    """
-    return JitFunction(fn)
