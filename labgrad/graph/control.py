@@ -233,18 +233,24 @@ def _zeros_like(x):
     return full_like(x, value=0, dtype=None)
 
 
-def vjp(node, out_grads, live):
-    """``(input, gradient)`` pairs of a cond or while node, given its outputs' gradients."""
-    return _cond_vjp(node, out_grads, live) if node.kind == "cond" else _while_vjp(node, out_grads, live)
+def vjp(node, out_grads, live, gradients):
+    """``(input, gradient)`` pairs of a cond or while node, given its outputs' gradients.
+
+    ``gradients`` is the symbolic differentiator (``autodiff.gradients``): a branch's gradient
+    is found by differentiating the branch. It is passed in rather than imported, so that
+    imports point one way only: ``autodiff`` uses this module, not the reverse.
+    """
+    if node.kind == "cond":
+        return _cond_vjp(node, out_grads, live, gradients)
+    return _while_vjp(node, out_grads, live, gradients)
 
 
-def _cond_vjp(node, out_grads, live):
+def _cond_vjp(node, out_grads, live, gradients):
     pred, ins = node.inputs[0], node.inputs[1:]
     diff = [i for i, x in enumerate(ins) if isinstance(x, Node) and x.id in live]
     picked = [k for k, g in enumerate(out_grads) if g is not None]
     if not diff or not picked:
         return []
-    from .autodiff import gradients
 
     def branch(graph):
         def vjp_fn(*args):
@@ -261,7 +267,7 @@ def _cond_vjp(node, out_grads, live):
     return [(ins[i], g) for i, g in zip(diff, res)]
 
 
-def _while_vjp(node, out_grads, live):
+def _while_vjp(node, out_grads, live, gradients):
     limit = node.attrs.get("max_iterations")
     if limit is None:
         raise GradError(
@@ -270,7 +276,6 @@ def _while_vjp(node, out_grads, live):
             f"max_iterations=N: the gradient then replays the loop as N guarded steps (each one "
             f"runs the body only while the condition holds) and differentiates that. If the count "
             f"is fixed, a Python for loop (unrolled while tracing) works as well.")
-    from .autodiff import gradients
     n = node.attrs["n_loop"]
     ins = node.inputs
     diff = [i for i, x in enumerate(ins) if isinstance(x, Node) and x.id in live]

@@ -18,9 +18,12 @@ import numpy as np
 
 from .. import dispatch
 from ..backends import CPU, get_backend, parse_device
+from ..creation import tensor
 from ..errors import (DeviceError, DTypeError, LabgradError, ShapeError, TraceError, format_location,
                       user_location)
+from ..ops.device import to_device
 from ..ops.registry import Aval, fmt_shape
+from ..ops.shape import full_like
 from ..tensor import OpsMixin, Tensor, get_default_dtype
 from .ir import ROOT, Node, current_frame
 from .text import fmt_aval
@@ -182,7 +185,6 @@ class Symbol(OpsMixin):
             dev = parse_device(target)
         except (TypeError, ValueError):
             return self.astype(target)
-        from ..ops.device import to_device
         return self if dev == self.device else to_device(self, device=str(dev))
 
     def clone(self):
@@ -193,7 +195,6 @@ class Symbol(OpsMixin):
         return self.fill_(0)
 
     def fill_(self, value):
-        from ..ops.shape import full_like
         self.node = full_like(self, value=value, dtype=None).node
         return self
 
@@ -285,7 +286,6 @@ class Variable(Symbol):
         if isinstance(value, Variable):
             value = value.value
         if not isinstance(value, Tensor) or dtype is not None or device is not None:
-            from ..creation import tensor
             value = tensor(value, dtype=dtype, device=device)
         super().__init__(Node("variable", aval=Aval(value.shape, value.dtype), device=value.device,
                               name=name or value.name, location=user_location(), value=value,
