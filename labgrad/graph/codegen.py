@@ -242,7 +242,7 @@ class _FunctionWriter:
                 out.append((f"{owner}.grad = None", set()) if value is None else
                            (f"{owner}.grad = {new}({arg}, {owner})", {val}))
             elif var.attrs.get("weak"):
-                ref = self.p.bind(f"{var.name or 'fresh'}_ref", var.value)
+                ref = self.p.bind(f"{var.name or 'new'}_ref", var.value)
                 out.append((f"{self.p.bind('write_weak', _write_weak)}({ref}, {val})", {val}))
             else:
                 owner = self.p.bind(var.name or "var", var.value)

@@ -56,7 +56,7 @@ class _Entry:
     """One traced signature: its executable and how to feed it and read its results."""
 
     def __init__(self, key, executable, feed_leaves, out_spec, out_items, arg_grad_leaves, guards,
-                 written_fresh, names):
+                 written_new, names):
         self.key = key
         self.executable = executable
         self.feed_leaves = feed_leaves
@@ -64,7 +64,7 @@ class _Entry:
         self.out_items = out_items            # ("result", k) | ("object", x) per output leaf
         self.arg_grad_leaves = arg_grad_leaves
         self.guards = guards
-        self.written_fresh = written_fresh
+        self.written_new = written_new      # tensors created in the trace, then written
         self.names = names
         self.n_results = len(executable.graph.outputs)
         self.backends = executable._out_backends
@@ -76,7 +76,7 @@ class _Entry:
                 name = self.names.get(id(t)) or t.name or "a captured tensor"
                 before, now = ("None", "a tensor") if was_none else ("a tensor", "None")
                 return f"{name}.grad was {before} when traced, now {now}"
-        for ref in self.written_fresh:
+        for ref in self.written_new:
             if ref() is not None:
                 return ("tensors the previous call created and changed in place are still alive "
                         "(new state, e.g. optimizer buffers): tracing again to read them as variables")
@@ -200,14 +200,14 @@ class JitFunction:
                 if isinstance(v, Symbol):
                     out_items.append(("result", len(outputs)))
                     outputs.append(ROOT.capture(v.node))
-                elif v.__class__ is Tensor and not tracer._is_fresh(v):
+                elif v.__class__ is Tensor and not tracer.was_created_in_trace(v):
                     out_items.append(("object", v))
                 elif v.__class__ is Tensor:
                     out_items.append(("result", len(outputs)))
                     outputs.append(tracer.read(v))
                 else:
                     out_items.append(("object", v))
-            effects, guards, written_fresh = tracer.finish()
+            effects, guards, written_new = tracer.finish()
         arg_grad_leaves = []
         for node in tracer.arg_nodes:
             g = tracer.arg_grads.get(node.id)
@@ -218,7 +218,7 @@ class JitFunction:
                       name=_identifier(getattr(self.fn, "__name__", "jit")))
         executable = Executable(graph, single=len(outputs) == 1)
         return _Entry(key, executable, feed_leaves, out_spec, out_items, arg_grad_leaves, guards,
-                      written_fresh, names)
+                      written_new, names)
 
     def _placeholder_name(self, path):
         label = self._label(path)

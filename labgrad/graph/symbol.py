@@ -28,7 +28,10 @@ from ..tensor import OpsMixin, Tensor, get_default_dtype
 from .ir import ROOT, Node, current_frame
 from .text import fmt_aval
 
-_lifters = []   # the jit tracer pushes itself here: it turns Tensors into variables
+# The jit tracers in effect, innermost last. While one is active, a Tensor used in an op is
+# read through it (``tracer.read``: a graph variable aliasing the tensor), not baked in as
+# a constant. (Only one trace runs at a time today; it is a stack so that nesting is explicit.)
+active_jit_tracers = []
 
 
 def constant_node(value, name=None, location=None):
@@ -51,7 +54,7 @@ def to_input(x):
     if isinstance(x, Symbol):
         return current_frame().capture(x.node)
     if x.__class__ is Tensor:
-        node = _lifters[-1].read(x) if _lifters else constant_node(x)
+        node = active_jit_tracers[-1].read(x) if active_jit_tracers else constant_node(x)
         return current_frame().capture(node)
     if isinstance(x, (bool, int, float)):
         return x
@@ -65,7 +68,8 @@ def to_input(x):
                     f"Tensor, NumPy array or Python number")
 
 
-def aval_of(x):
+def input_aval(x):
+    """What an op's ``infer`` rule gets for one input: a node's aval; a literal number as is."""
     return x.aval if isinstance(x, Node) else x
 
 
@@ -83,13 +87,13 @@ def make_node(op, inputs, attrs, location=None):
                           f"{format_location(where)}\n  Move one of them first with .to(device): "
                           f"in a graph the transfer is an explicit to_device node.")
     try:
-        aval = op.infer(*[aval_of(n) for n in nodes], **attrs)
+        aval = op.infer(*[input_aval(n) for n in nodes], **attrs)
     except (ShapeError, DTypeError) as e:
         raise type(e)(f"{e}{format_location(where)}") from None
     except LabgradError:
         raise
     except Exception as e:
-        shapes = ", ".join(fmt_aval(aval_of(n)) if isinstance(n, Node) else repr(n) for n in nodes)
+        shapes = ", ".join(fmt_aval(input_aval(n)) if isinstance(n, Node) else repr(n) for n in nodes)
         raise ShapeError(f"{op.name}: cannot infer the result for inputs ({shapes}): "
                          f"{type(e).__name__}: {e}{format_location(where)}") from None
     if op.name == "to_device":

@@ -67,13 +67,13 @@ class _State:
     """What the tracer knows about one real tensor: the node its value was first read from,
     the node holding its current value (after in-place updates), and the variable to write."""
 
-    __slots__ = ("tensor", "initial", "current", "fresh", "target")
+    __slots__ = ("tensor", "initial", "current", "created_in_trace", "target")
 
-    def __init__(self, tensor, initial, fresh):
+    def __init__(self, tensor, initial, created_in_trace):
         self.tensor = tensor
         self.initial = self.current = initial
-        self.fresh = fresh
-        self.target = None if fresh else initial
+        self.created_in_trace = created_in_trace
+        self.target = None if created_in_trace else initial
 
 
 class Tracer:
@@ -82,7 +82,7 @@ class Tracer:
     def __init__(self, names):
         self.names = names          # id(tensor) -> readable name (from modules and optimizers)
         self.states = {}            # id(tensor) -> _State
-        self.fresh = {}             # id(tensor) -> weakref: tensors created during the trace
+        self.created_in_trace = {}  # id(tensor) -> weakref: tensors created during the trace
         self.grads = {}             # id(tensor) -> (tensor, .grad before the trace, read first?)
         self.grad_vars = {}         # id(tensor) -> variable node reading its .grad
         self.arg_nodes = []         # placeholders of tensor arguments that require grad
@@ -94,7 +94,7 @@ class Tracer:
             raise TraceError("lg.jit: already tracing another function")
         dispatch._hooks.append(self)
         dispatch.tracer = self
-        symbol._lifters.append(self)
+        symbol.active_jit_tracers.append(self)
         Tensor.grad = _WatchedGrad(self)
         return self
 
@@ -103,7 +103,7 @@ class Tracer:
             for t, before, _ in self.grads.values():
                 _GRAD_SLOT.__set__(t, before)
         Tensor.grad = _GRAD_SLOT
-        symbol._lifters.remove(self)
+        symbol.active_jit_tracers.remove(self)
         dispatch.tracer = None
         dispatch._hooks.remove(self)
         return False
@@ -112,8 +112,8 @@ class Tracer:
         return make_node(op, inputs, attrs)
 
     # ---- reading tensors
-    def _is_fresh(self, t):
-        ref = self.fresh.get(id(t))
+    def was_created_in_trace(self, t):
+        ref = self.created_in_trace.get(id(t))
         return ref is not None and ref() is t
 
     def name_of(self, t):
@@ -123,16 +123,16 @@ class Tracer:
         """The node holding tensor ``t``'s current value in the trace."""
         st = self.states.get(id(t))
         if st is None:
-            fresh = self._is_fresh(t)
+            created = self.was_created_in_trace(t)
             aval = Aval(t.shape, t.dtype)
             leaf_rg = t._requires_grad and t.grad_fn is None
-            if fresh:
+            if created:
                 node = Node("constant", aval=aval, device=t.device, name=t.name, value=t.data,
                             location=user_location(), frame=ROOT, requires_grad=leaf_rg)
             else:
                 node = Node("variable", aval=aval, device=t.device, name=self.name_of(t), value=t,
                             location=user_location(), frame=ROOT, requires_grad=leaf_rg)
-            st = self.states[id(t)] = _State(t, node, fresh)
+            st = self.states[id(t)] = _State(t, node, created)
         return st.current
 
     # ---- in-place updates (called from Tensor's in-place methods)
@@ -140,7 +140,7 @@ class Tracer:
         self.read(t)
         st = self.states[id(t)]
         if st.target is None:   # a tensor made during the trace: write it through a weak reference
-            st.target = Node("variable", aval=st.initial.aval, device=t.device, name=t.name or "fresh",
+            st.target = Node("variable", aval=st.initial.aval, device=t.device, name=t.name or "new",
                              attrs={"weak": True}, value=weakref.ref(t), frame=ROOT)
         st.current = make_assign(st.target, value, user_location()).node
         return t
@@ -186,7 +186,7 @@ class Tracer:
     def _touch(self, t, before, reading):
         """Remember ``t.grad`` as it was before the trace; if the trace *reads* it before
         writing it, the program depends on whether it was None (a guard)."""
-        if id(t) not in self.grads and not self._is_fresh(t):
+        if id(t) not in self.grads and not self.was_created_in_trace(t):
             self.grads[id(t)] = (t, before, reading)
 
     def grad_var(self, t, like):
@@ -216,7 +216,7 @@ class Tracer:
         try:
             before = _raw_grad(t)
         except AttributeError:      # a Tensor being constructed: made during the trace
-            self.fresh[id(t)] = weakref.ref(t)
+            self.created_in_trace[id(t)] = weakref.ref(t)
             _GRAD_SLOT.__set__(t, value)
             return
         self._touch(t, before, reading=False)
@@ -254,14 +254,16 @@ class Tracer:
 
     # ---- the end of the trace
     def finish(self):
-        """Effects to perform at the end of each run, and the guards for reusing the trace."""
-        effects, written_fresh = [], []
+        """Effects to perform at the end of each run, the guards for reusing the trace, and
+        weak references to the tensors created during the trace and then changed in place
+        (``written_new``: possibly new state, such as optimizer buffers)."""
+        effects, written_new = [], []
         for st in self.states.values():
             if st.current is not st.initial:
                 effects.append(st.current)
-                if st.fresh:
+                if st.created_in_trace:
                     st.initial.value = st.initial.value.copy()   # the tensor itself gets written
-                    written_fresh.append(weakref.ref(st.tensor))
+                    written_new.append(weakref.ref(st.tensor))
         guards = []
         for t, before, read_first in self.grads.values():
             final = _raw_grad(t)
@@ -285,7 +287,7 @@ class Tracer:
             target = self.grad_var(t, like)
             effects.append(Node("assign", (target, value), attrs={"slot": "grad"}, aval=like,
                                 device=target.device, name=target.name, frame=ROOT))
-        return effects, guards, written_fresh
+        return effects, guards, written_new
 
 
 def discover_names(fn):
