@@ -227,6 +227,9 @@ class Executable:
                 cls, explanation = type(e), str(e)
             except Exception:
                 pass
+        if isinstance(error, IndexError):
+            explanation += ("\n  An index read from the data is out of range: along an axis of size n, "
+                            "indices must lie in [-n, n).")
         described = ", ".join(fmt_aval(a) if isinstance(a, Aval) else repr(a) for a in avals)
         where = "" if graph is self.graph else f" of subgraph {graph.name}"
         return cls(f"{node.op_name} failed while running the compiled graph, at node "

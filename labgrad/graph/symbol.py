@@ -23,7 +23,7 @@ from ..errors import (DeviceError, DTypeError, LabgradError, ShapeError, TraceEr
                       user_location)
 from ..ops.device import to_device
 from ..ops.registry import Aval, fmt_shape
-from ..ops.shape import full_like
+from ..ops.shape import full_like, split_index
 from ..tensor import OpsMixin, Tensor, get_default_dtype
 from .ir import ROOT, Node, current_frame
 from .text import fmt_aval
@@ -76,8 +76,15 @@ def input_aval(x):
 def make_node(op, inputs, attrs, location=None):
     """Apply ``op`` symbolically: check shapes and dtypes with its ``infer`` rule, make a node.
 
-    Errors are raised here, while the graph is built, naming the op and the user's line.
+    Errors are raised here, while the graph is built, naming the op and the user's line. An
+    ``index`` attribute holding Symbols (``x[i]`` with ``i`` a placeholder) is split: the
+    Symbols become inputs of the op, and the attribute keeps a template.
     """
+    index = attrs.get("index")
+    if isinstance(index, tuple) and any(isinstance(i, Symbol) for i in index):
+        # index arrays that are graph values become inputs (see ops/shape.py, INDEX_INPUT)
+        template, index_values = split_index(index, lambda i: isinstance(i, Symbol))
+        inputs, attrs = (*inputs, *index_values), {**attrs, "index": template}
     nodes = [to_input(x) for x in inputs]
     where = location if location is not None else user_location()
     devices = {n.device for n in nodes if isinstance(n, Node)}
