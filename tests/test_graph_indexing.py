@@ -133,3 +133,34 @@ def test_constant_index_out_of_range_is_caught_while_building():
     x = lg.placeholder((3, 2), name="x")
     with pytest.raises(lg.ShapeError, match="index 3 is out of bounds for axis 0 with size 3"):
         x[np.array([0, 3])]
+
+
+# ---------------------------------------------------------------- s[idx] = v on symbols
+
+def test_item_assignment_on_a_symbol_is_a_setitem_node_with_gradients():
+    x = lg.placeholder((4, 2), "float64", name="x")
+    v = lg.placeholder((3, 2), "float64", name="v")
+    idx = lg.placeholder((3,), "int64", name="idx")
+    y = x * 1
+    y[idx] = v
+    assert y.node.op_name == "setitem"
+    gx, gv = lg.gradients((y * y).sum(), [x, v])
+    f = lg.compile([y, gx, gv])
+    rng = np.random.default_rng(3)
+    x0, v0, i0 = rng.standard_normal((4, 2)), rng.standard_normal((3, 2)), np.array([0, 2, 0])
+    got_y, got_gx, got_gv = f(x0, v0, i0)
+    want_y = x0.copy()
+    want_y[i0] = v0                       # row 0 ends as v0[2]: the last write wins
+    want_gx = 2 * x0
+    want_gx[[0, 2]] = 0                   # overwritten: no gradient to x there
+    want_gv = 2 * v0
+    want_gv[0] = 0                        # v0[0] was overwritten by v0[2]: no gradient
+    np.testing.assert_allclose(got_y.numpy(), want_y)
+    np.testing.assert_allclose(got_gx.numpy(), want_gx)
+    np.testing.assert_allclose(got_gv.numpy(), want_gv)
+
+
+def test_item_assignment_into_a_variable_points_to_assign():
+    w = lg.Variable(lg.zeros(3), name="w")
+    with pytest.raises(lg.TraceError, match="lg.assign"):
+        w[0] = 1.0

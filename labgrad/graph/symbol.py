@@ -23,8 +23,8 @@ from ..errors import (DeviceError, DTypeError, LabgradError, ShapeError, TraceEr
                       user_location)
 from ..ops.device import to_device
 from ..ops.registry import Aval, fmt_shape
-from ..ops.shape import full_like, split_index
-from ..tensor import OpsMixin, Tensor, get_default_dtype
+from ..ops.shape import full_like, setitem, split_index
+from ..tensor import OpsMixin, Tensor, get_default_dtype, normalize_index
 from .ir import ROOT, Node, current_frame
 from .text import fmt_aval
 
@@ -258,9 +258,20 @@ class Symbol(OpsMixin):
         return None
 
     def __setitem__(self, index, value):
-        raise TraceError(f"item assignment into a graph symbol is not supported"
-                         f"{format_location(user_location())}\n  Build the new value instead, "
-                         f"e.g. with lg.where(mask, value, x).")
+        """``s[index] = value`` rebinds this handle to a ``setitem`` node: a copy with ``value``
+        written at ``index`` (like ``fill_`` and ``copy_`` above)."""
+        if self.node.op == "variable":
+            raise TraceError(f"item assignment into the variable {self.name or ''} of a graph"
+                             f"{format_location(user_location())}\n  State changes only through "
+                             f"assign: build the new value, then lg.assign(w, new_value).")
+        if self.node.op == "placeholder" and dispatch.tracer is not None:
+            raise TraceError(f"item assignment into an argument of a jitted function"
+                             f"{format_location(user_location())}\n  Eagerly this would change the "
+                             f"caller's tensor, which compiled code cannot do: work on a copy "
+                             f"(x = x.clone()) or return the new value.")
+        if not isinstance(value, (Symbol, Tensor, bool, int, float)):
+            value = Symbol(constant_node(np.asarray(value, dtype=self.dtype)))
+        self.node = setitem(self, value, index=normalize_index(index, self)).node
 
     def backward(self, grad=None, retain_graph=False, create_graph=False):
         """Inside ``lg.jit``: symbolic gradients, delivered to ``.grad`` as eager code would."""

@@ -31,9 +31,8 @@ import numpy as np
 from .. import dispatch
 from ..autograd import no_grad
 from ..errors import GradError, ShapeError, TraceError, format_location, user_location
-from ..ops.elementwise import gt, where
 from ..ops.registry import Aval, fmt_shape
-from ..ops.shape import full_like, getitem, getitem_grad
+from ..ops.shape import full_like, setitem
 from ..tensor import Tensor, normalize_index
 from . import symbol
 from .autodiff import gradients
@@ -167,20 +166,13 @@ class Tracer:
         return self._assign(t, src)
 
     def setitem(self, t, index, value):
-        """``t[index] = value`` as ops: scatter the value, then pick it where the index points."""
-        if any(isinstance(i, Symbol) for i in (index if isinstance(index, tuple) else (index,))):
-            raise TraceError(f"indexing with a traced value is not supported"
-                             f"{format_location(user_location())}\n  Use a boolean mask with lg.where.")
+        """``t[index] = value``: the ``setitem`` op (a copy of ``t`` with ``value`` written at
+        ``index``, last write wins), assigned back to ``t``. The index may hold traced values."""
         index = normalize_index(index, t)
+        if not isinstance(value, (Symbol, Tensor, bool, int, float)):
+            value = Symbol(constant_node(np.asarray(value, dtype=t.dtype)))
         with no_grad():
-            current = Symbol(self.read(t))
-            part = getitem(current, index=index)
-            v = value if isinstance(value, Symbol) else Symbol(to_input(value)) if isinstance(value, Tensor) \
-                else Symbol(constant_node(np.asarray(value, dtype=t.dtype)))
-            v = v.broadcast_to(part.shape).astype(t.dtype)
-            scattered = getitem_grad(v, current, index=index)
-            hit = getitem_grad(full_like(v, value=1, dtype=None), current, index=index)
-            self._assign(t, where(gt(hit, 0), scattered, current))
+            self._assign(t, setitem(Symbol(self.read(t)), value, index=index))
 
     # ---- .grad
     def _touch(self, t, before, reading):
