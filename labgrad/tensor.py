@@ -250,13 +250,20 @@ class OpsMixin:
     expand = broadcast_to
 
     def __getitem__(self, index):
-        return apply(sh.getitem, self, index=normalize_index(index, self))
+        template, index_values = _split_index(normalize_index(index, self))
+        return apply(sh.getitem, self, *index_values, index=template)
 
     def matmul(self, other):
         return apply(linalg.matmul, self, other)
 
     def dot(self, other):
         return apply(linalg.matmul, self, other)
+
+
+def _split_index(index):
+    """Index entries that are graph values (a placeholder, a traced tensor) become op inputs;
+    the rest stays in the ``index`` attribute (see ``ops.shape.split_index``)."""
+    return sh.split_index(index, lambda i: hasattr(i.__class__, "_lg_apply"))
 
 
 def normalize_index(index, x):
@@ -660,14 +667,14 @@ class Tensor(OpsMixin):
     def __itruediv__(self, other): return self._inplace(ew.div, other)
 
     def __setitem__(self, index, value):
+        """``t[index] = value``: the ``setitem`` op computes the new value (NumPy's rules; with
+        a repeated index the last write wins), ``assign`` writes it into this tensor."""
         self._check_inplace("assigning into part of a tensor (t[i] = v)")
+        if not isinstance(value, (OpsMixin, bool, int, float)):
+            value = array_as_tensor(self._backend.asarray(value, dtype=self.dtype))
+        template, index_values = _split_index(normalize_index(index, self))
         with context.setting(grad_enabled=False):
-            if context.hooks:
-                self._assign(sh.setitem_value(self, value, index))
-            else:   # eager: NumPy writes the part in place (what assign(setitem(...)) computes)
-                value = value.data if isinstance(value, Tensor) else value
-                self.data[normalize_index(index, self)] = value
-                self._mark_modified()
+            return self._assign(apply(sh.setitem, self, value, *index_values, index=template))
 
     def zero_(self):
         return self.fill_(0)

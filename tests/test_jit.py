@@ -176,6 +176,51 @@ def test_in_place_updates_become_assigns_in_order():
     assert {a.target.tensor is buf for a in f.graph.assigns} == {True, False}
 
 
+def test_index_assignment_with_repeated_indices_agrees_with_eager():
+    """``t[idx] = v`` is the setitem op in both worlds: where an index repeats, the last write
+    wins, as NumPy does (the tracer used to add the values up here)."""
+    buf, eager = lg.zeros(3), lg.zeros(3)
+
+    @lg.jit
+    def f():
+        buf[[0, 0]] = lg.tensor([1.0, 2.0])
+        return buf * 1
+
+    eager[[0, 0]] = lg.tensor([1.0, 2.0])
+    np.testing.assert_array_equal(f().numpy(), [2.0, 0.0, 0.0])
+    np.testing.assert_array_equal(buf.numpy(), eager.numpy())
+    assert [n.op_name for n in f.graph.nodes if n.kind == "op"][0] == "setitem"
+
+
+def test_index_assignment_with_a_traced_index_and_value():
+    table = lg.zeros(4, 2)
+
+    @lg.jit
+    def write(rows, values):
+        table[rows] = values
+        table[rows[0], 1] = -1.0
+
+    write(lg.tensor([3, 1, 3]), lg.tensor([[1.0, 1.0], [2.0, 2.0], [3.0, 3.0]]))
+    write(lg.tensor([0]), lg.tensor([[5.0, 5.0]]))
+    want = np.zeros((4, 2), np.float32)
+    want[[3, 1, 3]] = [[1, 1], [2, 2], [3, 3]]
+    want[3, 1] = -1
+    want[0] = 5
+    want[0, 1] = -1
+    np.testing.assert_array_equal(table.numpy(), want)
+    assert write.cache_info.misses == 2   # two index lengths: two signatures
+
+
+def test_index_assignment_into_a_jit_argument_is_refused():
+    @lg.jit
+    def f(x):
+        x[0] = 1.0
+        return x
+
+    with pytest.raises(lg.TraceError, match="argument of a jitted function"):
+        f(lg.zeros(2))
+
+
 def test_fill_and_copy_inside_a_trace():
     a, b = lg.ones(2), lg.tensor([5.0, 6.0])
 

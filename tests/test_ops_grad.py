@@ -16,6 +16,7 @@ import hypothesis.extra.numpy as hnp
 import labgrad as lg
 import labgrad.functional as F
 from labgrad.ops import REGISTRY, get_op
+from labgrad.ops.shape import INDEX_INPUT
 from labgrad.testing import gradcheck
 
 _rng = np.random.default_rng(2024)
@@ -102,6 +103,15 @@ CASES = [
     Case("getitem", lambda a: a[None, ..., 1] ** 2, randn(2, 3, 2), id="none-ellipsis"),
     Case("getitem_grad", lambda g, ref: _op("getitem_grad")(g, ref, index=(_index_on(ref, [0, 2, 0]),)) ** 2,
          randn(3, 2), randn(4, 2)),
+    Case("getitem", lambda a, i: _op("getitem")(a, i, index=(INDEX_INPUT, slice(None, None, -1))) ** 2,
+         randn(3, 2), np.array([[0, 2], [0, 0]]), id="index-input"),
+    Case("getitem_grad", lambda g, ref, i: _op("getitem_grad")(g, ref, i, index=(INDEX_INPUT,)) ** 2,
+         randn(3, 2), randn(4, 2), np.array([3, 0, 3]), id="index-input"),
+    # x[i] = v with i repeated: the last write wins, and only the winning row of v gets gradient
+    Case("setitem", lambda x, v, i: _op("setitem")(x, v, i, index=(INDEX_INPUT,)) ** 2,
+         randn(4, 2), randn(3, 2), np.array([0, 2, 0]), id="repeated"),
+    Case("setitem", lambda x, v: _op("setitem")(x, v, index=(slice(1, None), slice(None))) * x,
+         randn(3, 2), randn(2), id="broadcast"),
     Case("concatenate", lambda a, b: lg.concatenate([a, b], axis=1) ** 2, randn(2, 3), randn(2, 1)),
     Case("stack", lambda a, b: lg.stack([a, b], axis=1) ** 2, randn(2, 3), randn(2, 3)),
     Case("pad", lambda a: lg.pad(a, ((1, 0), (2, 1)), value=0.5) ** 2, randn(2, 3)),

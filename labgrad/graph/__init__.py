@@ -1,13 +1,20 @@
 """The static world: graphs built from symbols, symbolic gradients, compiled execution, jit.
 
-``ir`` holds the data structures (``Graph``, ``Node``, ``Symbol``), ``build`` the define-and-run
-API (``placeholder``, ``constant``, ``Variable``, ``assign``, ``compile``), ``autodiff`` the
-symbolic ``gradients``, ``control`` ``cond`` and ``while_loop``, ``codegen`` the
-``Executable``, and ``trace`` ``jit``.
+Where to find each idea:
+
+* ``ir.py``: the data structures, ``Node``, ``Frame`` (top level or inside a branch) and ``Graph``;
+* ``text.py``: the readable text form that ``print(graph)`` shows;
+* ``symbol.py``: ``Symbol``, the handle users hold, ``Variable``, and ``make_node``;
+* ``build.py``: define-and-run, ``placeholder``, ``constant``, ``assign``, ``compile``;
+* ``autodiff.py``: symbolic ``gradients``; ``control.py``: ``cond`` and ``while_loop``;
+* ``inline.py``, ``codegen.py``: from a graph to Python source; ``executable.py``: running it;
+* ``tracer.py``: recording one call of a function; ``signature.py``: the cache key of a call;
+  ``jit_function.py``: ``jit``, its cache, and why it traces again.
 """
-from .ir import Graph, Node, Symbol, Variable  # noqa: F401
+from .ir import Graph, Node  # noqa: F401
+from .symbol import Symbol, Variable  # noqa: F401
 from .build import assign, compile, constant, placeholder  # noqa: F401
 from .autodiff import gradients  # noqa: F401
 from .control import cond, while_loop  # noqa: F401
-from .codegen import Executable  # noqa: F401
-from .trace import JitFunction, jit  # noqa: F401
+from .executable import Executable  # noqa: F401
+from .jit_function import JitFunction, jit  # noqa: F401

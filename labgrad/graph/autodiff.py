@@ -14,7 +14,9 @@ from ..autograd import enable_grad
 from ..errors import GradError, ShapeError, format_location, user_location
 from ..ops.registry import fmt_shape
 from ..ops.shape import full_like, sum_to
-from .ir import Node, Symbol, collect, constant_node
+from . import control
+from .ir import Node, collect
+from .symbol import Symbol, constant_node
 
 __all__ = ["gradients", "SymbolicContext"]
 
@@ -166,8 +168,7 @@ def _node_vjp(node, g, live):
         source = node.inputs[0]
         return [(source, _OutputGrad(node.attrs["index"], g, len(source.aval)))]
     if kind in ("cond", "while"):
-        from . import control
-        return control.vjp(node, g.grads, live)
+        return control.vjp(node, g.grads, live, gradients)
     return []
 
 

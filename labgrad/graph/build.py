@@ -16,10 +16,13 @@ from __future__ import annotations
 import numpy as np
 
 from ..backends import parse_device
+from ..creation import tensor
 from ..errors import DTypeError, ShapeError, TraceError, format_location, user_location
 from ..ops.registry import Aval, broadcast_shapes, fmt_shape
 from ..tensor import Tensor
-from .ir import ROOT, Graph, Node, Symbol, Variable, collect, constant_node, current_frame, to_input
+from .executable import Executable
+from .ir import ROOT, Graph, Node, collect, current_frame
+from .symbol import Symbol, Variable, constant_node, to_input
 
 __all__ = ["placeholder", "constant", "Variable", "assign", "compile"]
 
@@ -43,7 +46,6 @@ def placeholder(shape, dtype="float32", name=None, device=None):
 def constant(value, name=None):
     """A value baked into the graph (a number, list, array or Tensor)."""
     if not isinstance(value, (Tensor, np.ndarray)) and not hasattr(value, "__cuda_array_interface__"):
-        from ..creation import tensor
         value = tensor(value)
     return Symbol(constant_node(value, name=name))
 
@@ -108,8 +110,6 @@ def compile(outputs, inputs=None, updates=(), name="graph"):
 
         train = lg.compile(loss, updates=[lg.assign(w, w - 0.1 * gw)])
     """
-    from .codegen import Executable
-
     single = not isinstance(outputs, (list, tuple))
     outs = [outputs] if single else list(outputs)
     nodes = [_root_node(o, f"output {i}") for i, o in enumerate(outs)]

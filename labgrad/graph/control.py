@@ -18,8 +18,9 @@ import numpy as np
 from ..context import context
 from ..errors import GradError, TraceError, format_location, user_location
 from ..ops.shape import full_like
-from .ir import (Frame, Graph, Node, Symbol, _fmt_aval, collect, constant_node, current_frame, frame_scope,
-                 make_node, to_input)
+from .ir import Frame, Graph, Node, collect, current_frame, frame_scope
+from .symbol import Symbol, constant_node, make_node, to_input
+from .text import fmt_aval
 
 __all__ = ["cond", "while_loop", "call_graph"]
 
@@ -95,8 +96,8 @@ def _same_avals(what, a_outs, b_outs, a_label, b_label, location):
                          f"same number of values, with the same shapes and dtypes.")
     for i, (a, b) in enumerate(zip(a_outs, b_outs)):
         if a.aval != b.aval:
-            raise TraceError(f"{what}: value {i} is {_fmt_aval(a.aval)} from the {a_label} but "
-                             f"{_fmt_aval(b.aval)} from the {b_label}{format_location(location)}\n  "
+            raise TraceError(f"{what}: value {i} is {fmt_aval(a.aval)} from the {a_label} but "
+                             f"{fmt_aval(b.aval)} from the {b_label}{format_location(location)}\n  "
                              f"Make them agree, e.g. with .astype(...), lg.zeros_like(...) or "
                              f".broadcast_to(...).")
 
@@ -118,7 +119,7 @@ def cond(pred, true_fn, false_fn, *operands):
         return true_fn(*operands) if pred else false_fn(*operands)
     pred_node = _as_node(pred)
     if None in pred_node.aval.shape or int(np.prod(pred_node.aval.shape, dtype=np.int64)) != 1:
-        raise TraceError(f"cond: the predicate must be a single value, got {_fmt_aval(pred_node.aval)}"
+        raise TraceError(f"cond: the predicate must be a single value, got {fmt_aval(pred_node.aval)}"
                          f"{format_location(location)}\n  Reduce it first, e.g. (x > 0).all() or x.sum() > 0.")
     ins = [_as_node(x) for x in operands]
     t_frame, t_outs, rebuild = _trace(true_fn, ins, "true branch")
@@ -164,15 +165,15 @@ def _static_while(cond_fn, body_fn, values, rebuild, max_iterations, location):
     c_frame, c_outs, _ = _trace(cond_fn, ins, "while condition")
     if len(c_outs) != 1 or None in c_outs[0].aval.shape or int(np.prod(c_outs[0].aval.shape, dtype=np.int64)) != 1:
         raise TraceError(f"while_loop: cond_fn must return one boolean scalar, got "
-                         f"{', '.join(_fmt_aval(o.aval) for o in c_outs)}{format_location(location)}")
+                         f"{', '.join(fmt_aval(o.aval) for o in c_outs)}{format_location(location)}")
     b_frame, b_outs, _ = _trace(body_fn, ins, "while body")
     if len(b_outs) != len(ins):
         raise TraceError(f"while_loop: the body returns {len(b_outs)} value(s) for {len(ins)} loop "
                          f"variable(s){format_location(location)}")
     for i, (a, b) in enumerate(zip(ins, b_outs)):
         if a.aval != b.aval:
-            raise TraceError(f"while_loop: loop variable {i} is {_fmt_aval(a.aval)} before the loop "
-                             f"but the body returns {_fmt_aval(b.aval)}{format_location(location)}\n  "
+            raise TraceError(f"while_loop: loop variable {i} is {fmt_aval(a.aval)} before the loop "
+                             f"but the body returns {fmt_aval(b.aval)}{format_location(location)}\n  "
                              f"A loop variable keeps its shape and dtype across iterations; start it "
                              f"with the right dtype (e.g. lg.tensor(0.0)) or cast in the body.")
     (g_cond, g_body), caps = _close([(c_frame, c_outs), (b_frame, b_outs)], ["cond", "body"], len(ins))
@@ -232,18 +233,24 @@ def _zeros_like(x):
     return full_like(x, value=0, dtype=None)
 
 
-def vjp(node, out_grads, live):
-    """``(input, gradient)`` pairs of a cond or while node, given its outputs' gradients."""
-    return _cond_vjp(node, out_grads, live) if node.kind == "cond" else _while_vjp(node, out_grads, live)
+def vjp(node, out_grads, live, gradients):
+    """``(input, gradient)`` pairs of a cond or while node, given its outputs' gradients.
+
+    ``gradients`` is the symbolic differentiator (``autodiff.gradients``): a branch's gradient
+    is found by differentiating the branch. It is passed in rather than imported, so that
+    imports point one way only: ``autodiff`` uses this module, not the reverse.
+    """
+    if node.kind == "cond":
+        return _cond_vjp(node, out_grads, live, gradients)
+    return _while_vjp(node, out_grads, live, gradients)
 
 
-def _cond_vjp(node, out_grads, live):
+def _cond_vjp(node, out_grads, live, gradients):
     pred, ins = node.inputs[0], node.inputs[1:]
     diff = [i for i, x in enumerate(ins) if isinstance(x, Node) and x.id in live]
     picked = [k for k, g in enumerate(out_grads) if g is not None]
     if not diff or not picked:
         return []
-    from .autodiff import gradients
 
     def branch(graph):
         def vjp_fn(*args):
@@ -260,7 +267,7 @@ def _cond_vjp(node, out_grads, live):
     return [(ins[i], g) for i, g in zip(diff, res)]
 
 
-def _while_vjp(node, out_grads, live):
+def _while_vjp(node, out_grads, live, gradients):
     limit = node.attrs.get("max_iterations")
     if limit is None:
         raise GradError(
@@ -269,7 +276,6 @@ def _while_vjp(node, out_grads, live):
             f"max_iterations=N: the gradient then replays the loop as N guarded steps (each one "
             f"runs the body only while the condition holds) and differentiates that. If the count "
             f"is fixed, a Python for loop (unrolled while tracing) works as well.")
-    from .autodiff import gradients
     n = node.attrs["n_loop"]
     ins = node.inputs
     diff = [i for i, x in enumerate(ins) if isinstance(x, Node) and x.id in live]
