@@ -232,6 +232,30 @@ def test_text_form_is_stable(stepper):
     assert "application/vnd.jupyter.widget-view+json" in bundle
 
 
+def test_without_a_kernel_the_first_step_shows_as_a_still_picture(stepper):
+    """nbconvert (and any viewer with no widget state) falls back from the widget view to
+    text/html, then to image/svg+xml: both hold step 1's graph, and the HTML its table."""
+    _, _, s = stepper
+    bundle = s._repr_mimebundle_()
+    assert bundle["application/vnd.jupyter.widget-view+json"]["model_id"]
+    assert bundle["image/svg+xml"] == s.view.svg and bundle["image/svg+xml"].lstrip().startswith("<svg")
+    page = html.unescape(bundle["text/html"])
+    assert "<script" not in page and s.view.svg in bundle["text/html"]
+    assert "forward 1/3: mul" in page and "step 1 of 6" in page and "output:" in page
+    assert 'id="lg-current"' in page
+
+
+def test_nbconvert_shows_the_still_picture_of_a_stepper_whose_widget_state_was_not_saved(stepper):
+    nbformat = pytest.importorskip("nbformat")
+    nbconvert = pytest.importorskip("nbconvert")
+    _, _, s = stepper
+    bundle = s._repr_mimebundle_()
+    out = nbformat.v4.new_output("display_data", data=bundle)
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("stepper", outputs=[out])])
+    body, _ = nbconvert.HTMLExporter().from_notebook_node(nb)
+    assert "step 1 of 6" in body and "forward 1/3: mul" in html.unescape(body)
+
+
 def test_table_names_inputs_and_gives_values(stepper):
     _, _, s = stepper
     s.goto(5)

@@ -293,8 +293,26 @@ class BackpropStepper:
         graph.value = self.view.svg
         table.value = self.table_html()
 
+    def static_html(self) -> str:
+        """The current step as plain HTML (controls' caption, graph, table): no widget, no
+        JavaScript. This is what a notebook shows where no kernel runs the widget."""
+        note = (f'<div style="font-family:{style.FONT};font-size:12px;color:{style.MUTED};'
+                f'margin-bottom:4px">BackpropStepper: step {self.index + 1} of {len(self.steps)}, '
+                f'a still picture (run the notebook to step through all '
+                f'{len(self.steps)} steps)</div>')
+        return (f'<div>{note}<div style="display:flex;align-items:flex-start">'
+                f'<div style="overflow:auto;max-width:70%">{self.view.svg}</div>'
+                f'<div style="margin:0 0 0 12px">{self.table_html()}</div></div></div>')
+
     def _repr_mimebundle_(self, include=None, exclude=None):
+        """The widget, plus a still picture of the current step for viewers without a kernel.
+
+        A front end with a live kernel renders the widget view; nbconvert skips a widget view
+        whose state was not saved and uses ``text/html`` instead, and a viewer that renders no
+        HTML can use the ``image/svg+xml`` drawing of the step."""
         bundle = self.widget._repr_mimebundle_()
+        bundle["text/html"] = self.static_html()
+        bundle["image/svg+xml"] = self.view.svg
         bundle["text/plain"] = repr(self)
         return bundle
 
