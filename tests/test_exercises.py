@@ -110,7 +110,7 @@ def _literals(tree):
 def test_prediction_quizzes_are_graded_without_repeating_the_answer_key(source):
     """A part whose answer is a literal (a prediction quiz) must not have that literal in its check
     cell: the checks compute the expected values by running labgrad, so the hidden tests can grade
-    items the visible check never showed, and no hint or assert spells out the key."""
+    items the visible check never showed, and no hint, failure message or assert spells out the key."""
     cells = nt.read_notebook(source)["cells"]
     for i, cell in enumerate(cells):
         if not nt.nbgrader_meta(cell).get("solution"):
@@ -127,8 +127,11 @@ def test_prediction_quizzes_are_graded_without_repeating_the_answer_key(source):
                 continue
             check_cell = cells[i + 1]
             written = list(_literals(ast.parse(cell_text(check_cell))))
-            assert key not in written, \
-                f"{source.name} {nt.nbgrader_meta(check_cell)['grade_id']}: the answer key {key!r} is written in the check"
+            gid = nt.nbgrader_meta(check_cell)["grade_id"]
+            assert key not in written, f"{source.name} {gid}: the answer key {key!r} is written in the check"
+            # c.equal and c.close print "expected ..." when they fail: a quiz would show its answer
+            assert not re.search(r"\bc\.(equal|close)\(", cell_text(check_cell)), \
+                f"{source.name} {gid}: a quiz's check must use c.true, whose failure shows only the hint"
 
 
 def test_find_source_by_name_and_by_check_cells(tmp_path):
