@@ -6,8 +6,10 @@ For every exercise notebook in exercises/ (the instructor's source version, with
 - nbgrader's autograder gives the solutions full marks and the untouched student version zero.
 The tools themselves are tested on a small exercise in test_exercise_tools.py.
 """
+import ast
 import re
 import sys
+import textwrap
 from pathlib import Path
 
 import nbformat
@@ -65,6 +67,71 @@ def test_solution_version_passes_its_own_checks(source):
         shown = output_text(cell)
         assert "✓" in shown and "✗" not in shown and "not attempted" not in shown, \
             f"{source.name} {nt.nbgrader_meta(cell)['grade_id']}: committed output is {shown!r}"
+
+
+def solution_regions(cell):
+    """The code between each ``### BEGIN SOLUTION`` and ``### END SOLUTION`` of a cell, dedented."""
+    return [textwrap.dedent(m) for m in
+            re.findall(r"### BEGIN SOLUTION[^\n]*\n(.*?)^[ \t]*### END SOLUTION", cell_text(cell), re.M | re.S)]
+
+
+def solution_lines(cell):
+    """Lines of solution code in a cell (blank lines and comments do not count)."""
+    return sum(1 for region in solution_regions(cell) for line in region.splitlines()
+               if line.strip() and not line.strip().startswith("#"))
+
+
+def all_parts():
+    """(notebook, grade_id, solution cell) of every graded part."""
+    return [(nb.name, nt.nbgrader_meta(cell)["grade_id"], cell)
+            for nb in EXERCISES for cell in nt.read_notebook(nb)["cells"]
+            if nt.nbgrader_meta(cell).get("solution")]
+
+
+def test_most_parts_have_students_write_real_code():
+    """Issue 9: at least 24 graded parts, and at least 14 of them need 5 or more lines of code."""
+    parts = all_parts()
+    substantial = [f"{name} {gid}" for name, gid, cell in parts if solution_lines(cell) >= 5]
+    assert len(parts) >= 24, f"only {len(parts)} graded parts"
+    assert len(substantial) >= 14, f"only {len(substantial)} parts need 5+ lines: {substantial}"
+
+
+def _literals(tree):
+    """Every literal (number, string, tuple/list/dict of literals) written in a parsed cell."""
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Constant, ast.List, ast.Tuple, ast.Dict)):
+            try:
+                yield ast.literal_eval(node)
+            except ValueError:
+                pass
+
+
+@by_name
+def test_prediction_quizzes_are_graded_without_repeating_the_answer_key(source):
+    """A part whose answer is a literal (a prediction quiz) must not have that literal in its check
+    cell: the checks compute the expected values by running labgrad, so the hidden tests can grade
+    items the visible check never showed, and no hint, failure message or assert spells out the key."""
+    cells = nt.read_notebook(source)["cells"]
+    for i, cell in enumerate(cells):
+        if not nt.nbgrader_meta(cell).get("solution"):
+            continue
+        for region in solution_regions(cell):
+            body = ast.parse(region).body
+            if len(body) != 1 or not isinstance(body[0], ast.Return) or body[0].value is None:
+                continue
+            try:
+                key = ast.literal_eval(body[0].value)
+            except ValueError:
+                continue
+            if not isinstance(key, (list, tuple, dict)):
+                continue
+            check_cell = cells[i + 1]
+            written = list(_literals(ast.parse(cell_text(check_cell))))
+            gid = nt.nbgrader_meta(check_cell)["grade_id"]
+            assert key not in written, f"{source.name} {gid}: the answer key {key!r} is written in the check"
+            # c.equal and c.close print "expected ..." when they fail: a quiz would show its answer
+            assert not re.search(r"\bc\.(equal|close)\(", cell_text(check_cell)), \
+                f"{source.name} {gid}: a quiz's check must use c.true, whose failure shows only the hint"
 
 
 def test_find_source_by_name_and_by_check_cells(tmp_path):

@@ -159,3 +159,29 @@ def test_ipython_display_publishes_html_and_plain_text():
     data, _ = DisplayFormatter().format(result)
     assert data["text/plain"] == result.text
     assert "lg-check-failed" in data["text/html"]
+
+
+def test_step_turns_an_exception_into_its_hint():
+    def wrong_shapes():
+        return lg.ones(4, 3) - lg.ones(4)      # a (4,) mean without keepdims
+
+    def body(c):
+        with c.step(hint="reduce with keepdims=True"):
+            wrong_shapes()
+        c.equal(1, 2, hint="never reached")
+    c = run_check(body)
+    assert c.result.status == "failed"
+    assert c.result.text.startswith("✗ Part 1: demo: reduce with keepdims=True")
+    assert "your code raised ShapeError" in c.result.text and "`wrong_shapes`" in c.result.text
+
+
+def test_step_keeps_not_attempted_and_inner_hints():
+    def body(c):
+        with c.step(hint="outer"):
+            stub()
+    assert run_check(body).result.status == "not attempted"
+
+    def body2(c):
+        with c.step(hint="outer"):
+            c.equal(1, 2, hint="inner")
+    assert "inner" in run_check(body2).result.text

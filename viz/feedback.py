@@ -12,6 +12,15 @@ from top to bottom::
         c.equal(ga.shape, (2, 3), hint="reduce the gradient over the broadcast axis")
         c.close(ga, expected, rtol=1e-5, hint="d(a*b)/da is b")
 
+The first expectation that fails stops the block, like an ``assert``. Code that may raise because
+of a likely mistake goes in a ``with c.step(hint=...)`` block: an exception there shows that hint
+(with the exception) instead of a bare "your code raised"::
+
+    with check("Part 3: standardize") as c:
+        with c.step(hint="reduce with keepdims=True so the mean lines up with the rows"):
+            rows = standardize(x, axis=1)
+        c.close(rows, expected)
+
 The first expectation that fails stops the block, like an ``assert``. The display has an HTML
 form and a plain-text form without addresses or timings, so re-running a notebook gives the
 same text (nbval compares it). Graded points come from nbgrader's hidden tests, not from here.
@@ -141,6 +150,14 @@ class check:
         if not ok:
             self._fail(hint, "")
 
+    def step(self, hint):
+        """A ``with`` block whose exceptions fail the check with ``hint`` (and the exception).
+
+        ``NotImplementedError`` still reads as "not attempted", and a failed expectation inside
+        keeps its own hint.
+        """
+        return _Step(self, hint)
+
     def _fail(self, hint, detail):
         raise _ExpectationFailed(str(hint), detail)
 
@@ -174,6 +191,23 @@ class check:
         if self.show:
             _display(self.result)
         return True
+
+
+class _Step:
+    def __init__(self, check, hint):
+        self.check, self.hint = check, hint
+
+    def __enter__(self):
+        return self.check
+
+    def __exit__(self, etype, exc, tb):
+        if etype is None or not issubclass(etype, Exception) \
+                or issubclass(etype, (_ExpectationFailed, NotImplementedError)):
+            return False
+        name, line = _user_function(tb)
+        where = f" (in `{name}`, line {line})" if name else ""
+        raise _ExpectationFailed(str(self.hint),
+                                 f"your code raised {etype.__name__}: {_first_line(exc)}{where}") from exc
 
 
 def _display(result):
