@@ -39,8 +39,7 @@ class TapeNode(Ctx):
     """One recorded op application: the ``grad_fn`` of the tensor it produced, and the ``Ctx``
     its backward rule receives (``inputs``, ``attrs``, ``output``, ``needs_input_grad``)."""
 
-    __slots__ = ("op", "_inputs", "attrs", "saved_output", "stamp", "scope", "released",
-                 "__dict__", "__weakref__")
+    __slots__ = ("op", "_inputs", "attrs", "saved_output", "stamp", "scope", "__dict__", "__weakref__")
     hooks = None  # set (in the instance's lazily made __dict__) by register_hook only
     # stamp: when the op ran (context.stamps). Inputs exist before the ops that use them, so
     # stamps order nodes topologically; a tensor changed in place later has a larger stamp.
@@ -49,10 +48,14 @@ class TapeNode(Ctx):
         self.op = op
         self._inputs = inputs
         self.attrs = attrs
-        self.saved_output = saved_output   # the output array, for ops that use it (exp, tanh)
-        self.stamp = next(stamps)
+        self.saved_output = saved_output   # the output array, for ops that use it (exp, tanh);
+        self.stamp = next(stamps)          # OUTPUT_OVERWRITTEN or RELEASED, see below
         self.scope = context.scope
-        self.released = False
+
+    @property
+    def released(self):
+        """Has backward freed what this node saved? (Then its structure is all that is left.)"""
+        return self.saved_output is RELEASED
 
     @property
     def name(self):
@@ -61,7 +64,7 @@ class TapeNode(Ctx):
     @property
     def inputs(self):
         """The op's inputs (tensors and Python numbers), as they were when the op ran."""
-        if self.released:
+        if self.saved_output is RELEASED:
             raise _released_error(self)
         inputs = self._inputs
         if context.last_inplace < self.stamp:  # nothing changed in place since this op ran
@@ -79,9 +82,9 @@ class TapeNode(Ctx):
     def output(self):
         """The op's output, as a tensor whose grad_fn is this node (so it is differentiable)."""
         out = self.saved_output
+        if out is RELEASED:
+            raise _released_error(self)
         if out is None:
-            if self.released:
-                raise _released_error(self)
             raise GradError(f"op {self.op.name} did not save its output; set saves_output=True in its definition")
         if out is OUTPUT_OVERWRITTEN:
             raise GradError(
@@ -96,12 +99,18 @@ class TapeNode(Ctx):
 
     @property
     def needs_input_grad(self):
-        return tuple([x.__class__ not in NUMBERS and x._requires_grad for x in self._inputs])
+        inputs = self._inputs
+        if len(inputs) == 2:  # the common case, spelled out: this runs once per backward step
+            a, b = inputs
+            return (a.__class__ not in NUMBERS and a._requires_grad,
+                    b.__class__ not in NUMBERS and b._requires_grad)
+        return tuple([x.__class__ not in NUMBERS and x._requires_grad for x in inputs])
 
     @property
     def next_functions(self):
         """The nodes this node's gradients flow to (``None`` for leaves and constants)."""
-        return tuple(None if x.__class__ in NUMBERS else x.grad_fn for x in self._inputs)
+        return tuple(None if x.__class__ in NUMBERS else x if x.__class__ is TapeNode else x.grad_fn
+                     for x in self._inputs)
 
     def register_hook(self, fn):
         if self.hooks is None:
@@ -112,36 +121,25 @@ class TapeNode(Ctx):
     def release(self):
         """Free what backward needed (saved arrays, intermediate tensors), keep the structure.
 
-        Each intermediate input becomes a ``ReleasedValue``: its shape, dtype and the node that
-        made it, so the graph can still be drawn, but not differentiated again.
+        Each intermediate input is replaced by the node that computed it, which stands in for
+        the released value, so the graph can still be walked (``next_functions``,
+        ``topological_order``) and drawn, but not differentiated again. Leaves and numbers stay.
         """
-        self._inputs = tuple([x if x.__class__ in NUMBERS or x.grad_fn is None else ReleasedValue(x)
-                              for x in self._inputs])
-        self.saved_output = None
-        self.released = True
+        inputs = self._inputs
+        if len(inputs) == 2:  # the common case, spelled out: this runs once per backward step
+            a, b = inputs
+            self._inputs = (a if a.__class__ in NUMBERS else a.grad_fn or a,
+                            b if b.__class__ in NUMBERS else b.grad_fn or b)
+        else:
+            self._inputs = tuple([x if x.__class__ in NUMBERS else x.grad_fn or x for x in inputs])
+        self.saved_output = RELEASED
 
     def __repr__(self):
         return f"<TapeNode {self.op.name}>"
 
 
-class ReleasedValue:
-    """What the tape keeps of an intermediate tensor once backward has freed it."""
-
-    __slots__ = ("shape", "dtype", "device", "grad_fn", "requires_grad")
-    _modified_at = 0
-
-    def __init__(self, tensor):
-        self.shape = tensor.shape
-        self.dtype = tensor.dtype
-        self.device = tensor.device
-        self.grad_fn = tensor.grad_fn
-        self.requires_grad = tensor._requires_grad
-
-    def __repr__(self):
-        return f"<released {self.dtype}{list(self.shape)} from {self.grad_fn.op.name}>"
-
-
 OUTPUT_OVERWRITTEN = object()  # a node's saved output after the tensor holding it changed in place
+RELEASED = object()            # a node's saved output after backward freed the node
 
 
 def _released_error(node):
@@ -219,11 +217,11 @@ def topological_order(roots, *, for_backward=True):
     stack = list(roots)
     while stack:
         node = stack.pop()
-        if for_backward and node.released:
+        if for_backward and node.saved_output is RELEASED:
             raise _released_error(node)
         for x in node._inputs:
             if x.__class__ not in NUMBERS:
-                fn = x.grad_fn
+                fn = x if x.__class__ is TapeNode else x.grad_fn   # (a released value: its node)
                 if fn is not None and fn not in seen:
                     seen.add(fn)
                     stack.append(fn)
@@ -244,42 +242,45 @@ def run_backward(outputs, seeds, retain_graph, create_graph, capture=None, on_st
     rules = RuleRunner(outputs[0], order, create_graph, on_step)
     grads = {}                         # TapeNode -> gradient of its output, summed over its users
     leaves = LeafGradients(capture)    # leaf -> gradient, summed over every path
-    array_ctx = rules.array_ctx
-    with context.setting(grad_enabled=create_graph, raw_arrays=rules.xp):
-        for y, g in zip(outputs, seeds):
-            send(grads, leaves, y, rules.unwrap(g))
-        for node in order:
+    for y, g in zip(outputs, seeds):
+        if y.grad_fn is None:
+            leaves.add(y, rules.unwrap(g))
+        else:
+            grads[y.grad_fn] = rules.unwrap(g)
+    array_ctx = rules.array_ctx if not context.hooks else None
+    saved = context.grad_enabled, context.raw_arrays
+    context.grad_enabled, context.raw_arrays = create_graph, rules.xp
+    try:
+        for node in order:                                      # 1. outputs first
             g = grads.pop(node, None)
             if g is None:
                 continue
             if node.hooks or capture is not None:
                 g = rules.before_node(node, g, leaves)
-            if array_ctx is not None and node.op.array_backward and not context.hooks:
-                array_ctx.node = node
+            if array_ctx is not None and node.op.array_backward:  # 2. the op's rule (fast path:
+                array_ctx.node = node                             #    on raw arrays)
                 input_grads = node.op.backward(array_ctx, g)
             else:
                 input_grads = rules.call(node, g)
-            for x, gx in zip(node._inputs, input_grads):
-                if gx is not None and x.__class__ not in NUMBERS and x._requires_grad:
-                    if gx.shape != x.data.shape:
-                        gx = rules.sum_to(gx, x.data.shape)
-                    send(grads, leaves, x, gx)
+            for x, gx in zip(node._inputs, input_grads):        # 3. add to each input's gradient
+                if gx is None or x.__class__ in NUMBERS or not x._requires_grad:
+                    continue
+                if gx.shape != x.data.shape:                    #    (a broadcast input: sum back)
+                    gx = rules.sum_to(gx, x.data.shape)
+                fn = x.grad_fn
+                if fn is None:
+                    leaves.add(x, gx)
+                else:
+                    prev = grads.get(fn)
+                    grads[fn] = gx if prev is None else prev + gx
             if on_step is not None:
                 on_step(node, g, input_grads)
             if not retain_graph:
                 node.release()
-        with context.setting(raw_arrays=None):
-            return leaves.finish(rules.wrap, create_graph)
-
-
-def send(grads, leaves, x, g):
-    """Add gradient ``g`` to what tensor ``x`` has received so far."""
-    fn = x.grad_fn
-    if fn is None:
-        leaves.add(x, g)
-    else:
-        prev = grads.get(fn)
-        grads[fn] = g if prev is None else prev + g
+        context.raw_arrays = None
+        return leaves.finish(rules.wrap, create_graph)
+    finally:
+        context.grad_enabled, context.raw_arrays = saved
 
 
 class ArrayCtx(Ctx):
@@ -289,7 +290,12 @@ class ArrayCtx(Ctx):
 
     @property
     def inputs(self):  # only when a rule asks (add, sub, exp, tanh, ... never do)
-        return tuple([x if x.__class__ in NUMBERS else x.data for x in self.node.inputs])
+        node = self.node
+        inputs = node._inputs if context.last_inplace < node.stamp else node.inputs  # (checks)
+        if len(inputs) == 2:  # the common case, spelled out
+            a, b = inputs
+            return (a if a.__class__ in NUMBERS else a.data, b if b.__class__ in NUMBERS else b.data)
+        return tuple([x if x.__class__ in NUMBERS else x.data for x in inputs])
 
     @property
     def attrs(self):
@@ -302,7 +308,7 @@ class ArrayCtx(Ctx):
     @property
     def output(self):
         out = self.node.saved_output
-        if out is None or out is OUTPUT_OVERWRITTEN:
+        if out is None or out is OUTPUT_OVERWRITTEN or out is RELEASED:
             self.node.output  # raises the error that explains why the output is missing
         return out
 
@@ -321,8 +327,12 @@ class RuleRunner:
         self.backend = root._backend
         self.create_graph = create_graph
         self.xp = None
-        if not create_graph and on_step is None and not any(n.op.output_device for n in order):
+        if not create_graph and on_step is None:
             self.xp = self.backend.xp
+            for node in order:
+                if node.op.output_device is not None:
+                    self.xp = None
+                    break
         self.array_ctx = ArrayCtx() if self.xp is not None else None
 
     def wrap(self, g):
@@ -383,8 +393,9 @@ class LeafGradients:
         self.sums = {}                 # id(leaf) -> [leaf, gradient summed over every path]
         self.capture = capture         # lg.grad: return these tensors' gradients instead
         self.captured = {}             # id(tensor) -> gradient
-        self.by_node = {} if capture is None else {x.grad_fn: x for x in capture if x.grad_fn is not None}
-        self.leaf_ids = set() if capture is None else {id(x) for x in capture if x.grad_fn is None}
+        if capture is not None:
+            self.by_node = {x.grad_fn: x for x in capture if x.grad_fn is not None}
+            self.leaf_ids = {id(x) for x in capture if x.grad_fn is None}
 
     def add(self, x, g):
         if self.capture is not None:
@@ -399,6 +410,8 @@ class LeafGradients:
             entry[1] = entry[1] + g
 
     def capture_node(self, node, g):
+        if self.capture is None:
+            return
         x = self.by_node.get(node)
         if x is not None:
             self.captured[id(x)] = g
@@ -439,7 +452,10 @@ def store_grad(leaf, g, stored=None):
         if id(data) in stored or getattr(data, "base", None) is not None:
             g = g.__class__._wrap(data.copy(), g._backend)
         stored.add(id(g.data))
-    leaf.grad = g
+    if context.tracer is None and g.__class__ is leaf.__class__:
+        leaf._grad = g   # what ``leaf.grad = g`` does outside a trace, without the property
+    else:
+        leaf.grad = g
 
 
 def register_leaf_hook(tensor, fn):

@@ -62,8 +62,7 @@ class Hook:
 class Context:
     """The interpreter state (see the module docstring). One instance: ``context``."""
 
-    __slots__ = ("grad_enabled", "scope", "tracer", "raw_arrays", "hooks", "running_hooked",
-                 "last_inplace")
+    __slots__ = ("grad_enabled", "scope", "tracer", "raw_arrays", "hooks", "last_inplace")
 
     def __init__(self):
         self.grad_enabled = True
@@ -71,7 +70,6 @@ class Context:
         self.tracer = None
         self.raw_arrays = None
         self.hooks = ()              # a tuple: cheap to test on the hot path, replaced whole
-        self.running_hooked = False  # inside the innermost run() of a hooked op call
         self.last_inplace = 0
 
     def setting(self, **changes):
@@ -142,11 +140,9 @@ def call_hooked(hooks, op, inputs, attrs, run, phase):
 
 
 def _innermost(run):
-    # The op itself: ops it calls internally (none, for forward rules) are not hooked again.
-    if context.running_hooked:
-        return run()
-    context.running_hooked = True
+    # The op itself: ops it calls internally (a backward rule's, say) are not hooked again.
+    hooks, context.hooks = context.hooks, ()
     try:
         return run()
     finally:
-        context.running_hooked = False
+        context.hooks = hooks

@@ -298,9 +298,8 @@ def apply(op, *inputs, **attrs):
 
     This is the eager fast path, kept flat on purpose: it runs for every op of every step.
     """
-    if context.hooks and not context.running_hooked:
-        return call_hooked(context.hooks, op, inputs, attrs, lambda: apply(op, *inputs, **attrs),
-                           "forward")
+    if context.hooks:
+        return _apply_hooked(op, inputs, attrs)
     backend = None
     args = []
     tracked = False
@@ -324,6 +323,8 @@ def apply(op, *inputs, **attrs):
     try:
         if attrs or len(args) > 2:
             out = op.forward(backend.xp, *args, **attrs)
+            if op.output_device is not None:   # a transfer: the result lives elsewhere
+                backend = get_backend(op.output_device(attrs))
         elif len(args) == 2:  # a direct call: star-unpacking costs more than the op itself
             out = op.forward(backend.xp, args[0], args[1])
         else:
@@ -334,7 +335,7 @@ def apply(op, *inputs, **attrs):
         raise explain_failure(op, inputs, attrs, e) from None
     t = _new(Tensor)
     t.data = out
-    t._backend = backend if op.output_device is None else get_backend(op.output_device(attrs))
+    t._backend = backend
     t._grad = None
     if tracked and context.grad_enabled and op.differentiable:
         node = _new(TapeNode)
@@ -344,13 +345,18 @@ def apply(op, *inputs, **attrs):
         node.saved_output = out if op.saves_output else None
         node.stamp = next(stamps)
         node.scope = context.scope
-        node.released = False
         t._requires_grad = True
         t.grad_fn = node
     else:
         t._requires_grad = False
         t.grad_fn = None
     return t
+
+
+def _apply_hooked(op, inputs, attrs):
+    # Its own function: a closure inside ``apply`` would make every variable there slower.
+    return call_hooked(context.hooks, op, inputs, attrs, lambda: apply(op, *inputs, **attrs),
+                       "forward")
 
 
 def _apply_other(op, inputs, attrs):
