@@ -17,7 +17,7 @@ from .random import manual_seed  # noqa: F401
 from .creation import (arange, as_tensor, empty, eye, full, full_like, linspace, ones,  # noqa: F401
                        ones_like, rand, rand_like, randint, randn, randn_like, tensor, uniform,
                        zeros, zeros_like)
-from .functional import (abs, clip, concatenate, cat, cos, exp, log, logsumexp, matmul,  # noqa: F401
+from .functional import (abs, broadcast_to, clip, concatenate, cat, cos, exp, log, logsumexp, matmul,  # noqa: F401
                          maximum, minimum, pad, relu, sigmoid, sin, split, sqrt, stack, tanh,
                          where)
 from . import cuda, functional, ops, testing  # noqa: F401

@@ -79,6 +79,12 @@ class TapeNode(Ctx):
         return inputs
 
     @property
+    def recorded_inputs(self):
+        """The inputs as the tape holds them now, for tools that walk it (drawings): tensors and
+        numbers, and after ``release`` the node that computed each freed value in its place."""
+        return self._inputs
+
+    @property
     def output(self):
         """The op's output, as a tensor whose grad_fn is this node (so it is differentiable)."""
         out = self.saved_output

@@ -251,6 +251,33 @@ def test_expr_template_computes_what_forward_computes(name):
 
 # ---------------------------------------------------------------- registry structure
 
+# How users reach each op (besides lg.ops.<name>): a function of lg or F, or a Tensor method.
+SPELLED = {"pow": "__pow__", "neg": "__neg__", "getitem": "__getitem__", "setitem": "__setitem__",
+           "eq": "__eq__", "ne": "__ne__", "lt": "__lt__", "le": "__le__", "gt": "__gt__",
+           "ge": "__ge__", "logical_and": "__and__", "logical_or": "__or__",
+           "logical_not": "__invert__", "cast": "astype", "to_device": "to", "assign": "copy_"}
+# Ops that only other ops' rules call, and the rule each one serves.
+BUILDING_BLOCKS = {
+    "tanh_grad": "tanh's backward", "sigmoid_grad": "sigmoid's backward",
+    "relu_grad": "relu's backward", "cross_entropy_grad": "cross_entropy's backward",
+    "sum_to": "every broadcast gradient (the interpreters sum back to the input's shape)",
+    "broadcast_like": "the backward of the reductions", "getitem_grad": "getitem's backward",
+    "setitem_winners": "setitem's backward", "element_count": "mean/var with unknown sizes",
+    "unfold": "conv2d and pooling (im2col)", "fold": "unfold's backward (col2im)",
+}
+
+
+def test_every_op_has_a_public_name():
+    import labgrad.functional as F
+    for name, o in REGISTRY.items():
+        assert getattr(lg.ops, name) is o, f"lg.ops.{name} is not the op {name}"
+        spelled = SPELLED.get(name, name)
+        users = [where for where, obj in (("lg", lg), ("F", F), ("Tensor", lg.Tensor)) if hasattr(obj, spelled)]
+        assert users or name in BUILDING_BLOCKS, (
+            f"op {name} has no public spelling (lg.{name}, F.{name} or a Tensor method); add one, "
+            f"or list it in BUILDING_BLOCKS with the rule that uses it")
+    assert lg.broadcast_to(lg.ones(3), (2, 3)).shape == (2, 3)
+
 def test_every_family_has_a_colour():
     missing = sorted({o.family for o in REGISTRY.values()} - set(FAMILY_COLORS))
     assert not missing, f"op families without a colour in FAMILY_COLORS: {missing}"

@@ -457,8 +457,20 @@ def test_drawers_are_found_by_type_and_new_types_can_plug_in():
         del _DRAWERS[Thing]
 
 
-def test_drawing_after_backward_freed_the_graph_explains_retain_graph(small):
-    *_, loss = small
+def test_drawing_after_backward_keeps_the_graph_and_marks_released_values(small):
+    """As torchviz users do: draw after loss.backward(). The ops and leaves are all there; the
+    intermediate values backward() freed are drawn as released boxes."""
+    x, y, loss = small
+    before = parse(viz.draw(loss).dot)[0]
     loss.backward()
-    with pytest.raises(lg.GradError, match="retain_graph=True"):
-        viz.draw(loss)
+    nodes, edges = parse(viz.draw(loss).dot)
+    ops = lambda ns: sorted(w[0] for w, a in ns.values() if a.get("shape") != "box")  # noqa: E731
+    assert ops(nodes) == ops(before) == ["add", "mul", "sum"]
+    assert len(nodes) == len(before) and len(edges) == len(parse(viz.draw(loss).dot)[1])
+    released = [w for w, a in nodes.values() if "dashed" in a.get("style", "")]
+    assert len(released) == 2 and all("released" in w for w in released)   # x*y and x*y + y
+    assert any("x" in w for w, _ in nodes.values()) and x.grad.tolist() == [3.0, -1.0]
+    backward_view = viz.draw(loss, backward=True)   # the backward steps can be drawn too
+    assert "released" in backward_view.dot
+    with pytest.raises(lg.GradError, match="a second time"):
+        loss.backward()

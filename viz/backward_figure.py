@@ -17,7 +17,7 @@ from . import style
 from .figure import Figure
 from .forward_figure import COMPACT_OPS, group_scopes, place
 from .labels import escape, fmt_shape, fmt_type, fmt_values, is_small
-from .tape import Tape, distances
+from .tape import Released, Tape, distances
 
 
 def backward_figure(tape: Tape, options):
@@ -37,7 +37,7 @@ def backward_figure(tape: Tape, options):
         leaf = _accumulator(fig, root, options, (), id(root) in highlighted)
         fig.add_edge(seed, leaf, dict(style.GRAD_EDGE, label=_shape(root)))
         return fig.view()
-    engine_order = topological_order([root.grad_fn])
+    engine_order = topological_order([root.grad_fn], for_backward=False)
     dist = distances(tape)
     steps = [tape.by_node[n] for n in engine_order
              if options.depth is None or dist[tape.by_node[n]] < options.depth]
@@ -86,7 +86,7 @@ def backward_figure(tape: Tape, options):
 
 
 def _shape(t):
-    return fmt_shape(t.shape)
+    return "released" if isinstance(t, Released) else fmt_shape(t.shape)
 
 
 def _accumulator(fig, leaf, options, scope, highlight):

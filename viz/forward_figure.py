@@ -9,7 +9,7 @@ from __future__ import annotations
 from . import style
 from .figure import Figure, is_backward_scope
 from .labels import escape, fmt_attrs, fmt_shape, fmt_type, fmt_values, is_small
-from .tape import Tape, distances
+from .tape import Released, Tape, distances
 
 COMPACT_OPS = 40
 
@@ -26,7 +26,7 @@ class Annotations:
         self.values, self.grads = values, grads
 
     def value(self, entry):
-        if not self.values or entry.kind == "number":
+        if not self.values or entry.kind == "number" or isinstance(entry.value, Released):
             return None, False
         return entry.value, True
 
@@ -74,6 +74,8 @@ def tensor_label(entry, annotations, fill) -> str:
     if entry.kind == "number":
         return escape(fmt_values(t))
     lines = []
+    if isinstance(t, Released):
+        return f'<font point-size="9" color="{style.MUTED}">released by backward()</font>'
     if t.name:
         lines.append(f"<b>{escape(t.name)}</b>")
     lines.append(f'<font point-size="9" color="{style.MUTED}">{escape(fmt_type(t))}</font>')
@@ -133,7 +135,7 @@ def forward_figure(tape: Tape, options, annotations=None, active=None):
 
     def add_tensor(entry):
         if id(entry) not in ids:
-            attrs = style.tensor_node(entry.kind)
+            attrs = style.tensor_node("released" if isinstance(entry.value, Released) else entry.kind)
             is_hot = entry.kind != "number" and (
                 id(entry.value) in highlighted or id(entry.producer) in highlighted_results)
             ids[id(entry)] = fig.add_node(tensor_label(entry, annotations, style.fill_of(attrs)), attrs,
@@ -172,7 +174,7 @@ def forward_figure(tape: Tape, options, annotations=None, active=None):
 
 
 def _shape_label(entry, position):
-    shape = fmt_shape(entry.value.shape)
+    shape = "released" if isinstance(entry.value, Released) else fmt_shape(entry.value.shape)
     return f"{position}: {shape}" if position else shape
 
 

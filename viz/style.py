@@ -47,7 +47,8 @@ def op_node(family) -> dict:
 
 
 def tensor_node(kind) -> dict:
-    """``kind``: ``param``, ``const``, ``number``, ``value`` (an op's result), ``output``,
+    """``kind``: ``param``, ``const``, ``number``, ``value`` (an op's result), ``released``
+    (a result backward() freed), ``output``,
     ``seed`` (a starting gradient) or ``grad`` (a leaf's gradient accumulator)."""
     if kind == "param":
         return {"shape": "box", "style": "rounded,filled", "fillcolor": PARAM_FILL, "penwidth": "1.3"}
@@ -56,6 +57,8 @@ def tensor_node(kind) -> dict:
     if kind == "number":
         return {"shape": "box", "style": "dashed", "color": MUTED, "fontsize": "9",
                 "height": "0.2", "width": "0.3", "margin": "0.04,0.02"}
+    if kind == "released":   # a value backward() freed: only its place in the graph is left
+        return {"shape": "box", "style": "rounded,dashed", "color": MUTED, "fontcolor": MUTED}
     if kind == "output":
         return {"shape": "box", "style": "rounded,filled", "fillcolor": TENSOR_FILL, "penwidth": "2.0"}
     if kind == "seed":

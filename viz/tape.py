@@ -3,6 +3,9 @@
 A tensor's ``grad_fn`` is a ``TapeNode``; each node knows its op and its inputs (tensors and
 Python numbers). ``read_tape`` walks back from a tensor and lists the ops in the order they ran,
 and one entry per tensor, so drawers and the stepper share one reading of the graph.
+
+After ``backward()`` (without ``retain_graph``) the tape keeps its structure but frees the
+intermediate values: each is then a ``Released`` stand-in, drawn as such.
 """
 from __future__ import annotations
 
@@ -10,8 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import labgrad as lg
-from labgrad.autograd import topological_order
-from labgrad.errors import GradError
+from labgrad.autograd import TapeNode, topological_order
 
 
 @dataclass(eq=False)
@@ -49,22 +51,24 @@ class Tape:
     by_node: dict                   # TapeNode -> OpEntry
 
 
+class Released:
+    """An intermediate value that ``backward()`` freed: only the op that computed it is known."""
+
+    name = None
+    grad = None
+    requires_grad = True
+
+    def __init__(self, node):
+        self.node = node
+
+    def __repr__(self):
+        return f"<released result of {self.node.op.name}>"
+
+
 def node_inputs(node):
-    """The inputs of a tape node, with an error that fits drawing when they are gone."""
-    try:
-        return node.inputs
-    except GradError:
-        if not node.next_functions:     # backward() without retain_graph freed this node
-            raise _freed(node) from None
-        raise
-
-
-def _freed(node):
-    return GradError(
-        f"cannot read the graph back from {node.op.name}: backward() already ran through it "
-        f"and freed what the ops saved, so their inputs are gone.\n  Draw before calling "
-        f"backward(), or call loss.backward(retain_graph=True) to keep the graph "
-        f"(viz.BackpropStepper does that for you).")
+    """The inputs of a tape node as drawn: tensors, numbers, and the producing ``TapeNode`` in
+    place of each value that backward() released."""
+    return node.recorded_inputs
 
 
 def scope_parts(node) -> tuple:
@@ -75,10 +79,7 @@ def scope_parts(node) -> tuple:
 def forward_order(root_node) -> list:
     """Tape nodes reachable from ``root_node`` in the order their ops ran: the engine's
     topological order (newest first, the order backward visits them), reversed."""
-    try:
-        return topological_order([root_node])[::-1]
-    except GradError:
-        raise _freed(root_node) from None
+    return topological_order([root_node], for_backward=False)[::-1]
 
 
 def read_tape(tensor) -> Tape:
@@ -96,11 +97,15 @@ def read_tape(tensor) -> Tape:
         for x in node_inputs(node):
             if isinstance(x, lg.Tensor) and x.grad_fn is not None:
                 results.setdefault(x.grad_fn, x)
+            elif isinstance(x, TapeNode):
+                results.setdefault(x, Released(x))
     tensors, leaves, ops, by_node, outputs = [], {}, [], {}, {}
     for index, node in enumerate(order):
         inputs = []
         for x in node_inputs(node):
-            if isinstance(x, lg.Tensor) and x.grad_fn is not None:
+            if isinstance(x, TapeNode):            # a value backward() released
+                entry = outputs[x]
+            elif isinstance(x, lg.Tensor) and x.grad_fn is not None:
                 entry = outputs[x.grad_fn]
             elif isinstance(x, lg.Tensor):
                 entry = leaves.get(id(x))

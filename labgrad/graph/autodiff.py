@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from ..autograd import enable_grad
 from ..errors import GradError, ShapeError, format_location, user_location
-from ..ops.registry import fmt_shape
+from ..ops.registry import Ctx, fmt_shape
 from ..ops.shape import full_like, sum_to
 from . import control
 from .ir import Node, collect
@@ -21,8 +21,8 @@ from .symbol import Symbol, constant_node
 __all__ = ["gradients", "SymbolicContext"]
 
 
-class SymbolicContext:
-    """The ``ctx`` a backward rule receives, for a graph node (same contract as ``TapeNode``):
+class SymbolicContext(Ctx):
+    """The ``ctx`` a backward rule receives, for a graph node (the ``Ctx`` protocol):
     ``inputs`` (Symbols and literal numbers), ``attrs``, ``output`` and ``needs_input_grad``."""
 
     __slots__ = ("node", "inputs", "attrs", "needs_input_grad")

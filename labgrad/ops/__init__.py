@@ -1,3 +1,9 @@
-"""All ops, by family. ``REGISTRY`` maps each op's name to its one definition."""
+"""All ops, by family. ``REGISTRY`` maps each op's name to its one definition.
+
+Every op is also an attribute of this package under its registered name (``lg.ops.tanh_grad``),
+so the building blocks that only backward rules call have a public name too.
+"""
 from .registry import REGISTRY, Aval, Op, aval_of, defop, get_op  # noqa: F401
 from . import elementwise, shape, reduce, linalg, nn, conv, device, state  # noqa: F401  (registers the ops)
+
+globals().update(REGISTRY)   # lg.ops.<name> for every op (see the docstring)
