@@ -240,11 +240,10 @@ class _FunctionWriter:
                 if value is None:
                     out.append((f"{owner}.grad = None", set()))
                 else:   # stored as eager backward stores it (views and shared arrays copied)
-                    store = self.p.bind("store_grad", store_grad)
-                    wrap = self.p.bind("as_grad", _as_grad)
+                    store = self.p.bind("store_grad", _store_grad_array)
                     if not stored_set:
                         stored_set.append(("stored = set()", set()))
-                    out.append((f"{store}({owner}, {wrap}({val}, {owner}), stored)", {val}))
+                    out.append((f"{store}({owner}, {val}, stored)", {val}))
             elif var.attrs.get("weak"):
                 ref = self.p.bind(f"{var.name or 'new'}_ref", var.value)
                 out.append((f"{self.p.bind('write_weak', _write_weak)}({ref}, {val})", {val}))
@@ -317,9 +316,10 @@ def _may_alias(value, variables):
     return False
 
 
-def _as_grad(array, owner):
-    """A gradient array computed by the graph, as a tensor on ``owner``'s device."""
-    return Tensor._wrap(array, owner._backend)
+def _store_grad_array(leaf, array, stored):
+    """``leaf.grad`` = a gradient array the graph computed, stored by ``autograd.store_grad``
+    as eager backward stores it."""
+    store_grad(leaf, Tensor._wrap(array, leaf._backend), stored)
 
 
 def _write_weak(ref, array):
