@@ -41,15 +41,18 @@ class TapeNode(Ctx):
 
     __slots__ = ("op", "_inputs", "attrs", "saved_output", "stamp", "scope", "__dict__", "__weakref__")
     hooks = None  # set (in the instance's lazily made __dict__) by register_hook only
-    # stamp: when the op ran (context.stamps). Inputs exist before the ops that use them, so
-    # stamps order nodes topologically; a tensor changed in place later has a larger stamp.
+    # saved_output: the output array for ops that use it (exp, tanh), else None; later
+    #   OUTPUT_OVERWRITTEN (the tensor changed in place) or RELEASED (backward freed the node).
+    # stamp: when the op ran (``next(stamps)``). Inputs exist before the ops that use them, so
+    #   stamps order nodes topologically; a tensor changed in place later has a larger stamp.
+    # The eager interpreter (``tensor.apply``) fills these slots directly, for speed.
 
     def __init__(self, op, inputs, attrs, saved_output):
         self.op = op
         self._inputs = inputs
         self.attrs = attrs
-        self.saved_output = saved_output   # the output array, for ops that use it (exp, tanh);
-        self.stamp = next(stamps)          # OUTPUT_OVERWRITTEN or RELEASED, see below
+        self.saved_output = saved_output
+        self.stamp = next(stamps)
         self.scope = context.scope
 
     @property

@@ -653,9 +653,9 @@ class Tensor(OpsMixin):
         return True
 
     def _assign(self, value):
-        """Write ``value`` (a tensor, array or number; broadcast) into this tensor's memory."""
-        if isinstance(value, np.ndarray) and self._backend is not CPU:
-            value = self._backend.asarray(value)
+        """Write ``value`` (a tensor, array, list or number; broadcast) into this tensor's memory."""
+        if not isinstance(value, (OpsMixin, bool, int, float)):   # lists, NumPy arrays
+            value = array_as_tensor(self._backend.asarray(value))
         out = apply(state.assign, self, value)
         if out.__class__ is Tensor:   # while tracing, the tracer recorded the write instead
             self._mark_modified()
@@ -676,7 +676,7 @@ class Tensor(OpsMixin):
         """``t[index] = value``: the ``setitem`` op computes the new value (NumPy's rules; with
         a repeated index the last write wins), ``assign`` writes it into this tensor."""
         self._check_inplace("assigning into part of a tensor (t[i] = v)")
-        if not isinstance(value, (OpsMixin, bool, int, float)):
+        if not isinstance(value, (OpsMixin, bool, int, float)):   # lists, NumPy arrays
             value = array_as_tensor(self._backend.asarray(value, dtype=self.dtype))
         template, index_values = _split_index(normalize_index(index, self))
         with context.setting(grad_enabled=False):
