@@ -169,18 +169,39 @@ class _HookHandle:
 
 # ---------------------------------------------------------------- grad mode and name scopes
 
+class _GradMode(ContextDecorator):
+    """``context.setting(grad_enabled=...)`` made small: it runs on every optimizer step."""
+
+    __slots__ = ("enabled", "prev")
+
+    def __init__(self, enabled):
+        self.enabled = enabled
+
+    def __enter__(self):
+        self.prev = context.grad_enabled
+        context.grad_enabled = self.enabled
+        return self
+
+    def __exit__(self, *exc):
+        context.grad_enabled = self.prev
+        return False
+
+    def _recreate_cm(self):   # as a decorator, each call gets its own (recursion-safe)
+        return _GradMode(self.enabled)
+
+
 def no_grad():
     """Context manager (and decorator) in which ops record nothing: for inference and updates."""
-    return context.setting(grad_enabled=False)
+    return _GradMode(False)
 
 
 def enable_grad():
     """Context manager (and decorator) that turns recording back on inside ``no_grad``."""
-    return context.setting(grad_enabled=True)
+    return _GradMode(True)
 
 
 def set_grad_enabled(mode: bool):
-    return context.setting(grad_enabled=bool(mode))
+    return _GradMode(bool(mode))
 
 
 def is_grad_enabled() -> bool:
@@ -197,19 +218,22 @@ class name_scope(ContextDecorator):
             h = F.relu(x @ w)
     """
 
+    __slots__ = ("name", "prev")
+
     def __init__(self, name: str):
         self.name = name
-        self.saved = []
 
     def __enter__(self):
-        outer = context.scope
-        self.saved.append(outer)
+        self.prev = outer = context.scope
         context.scope = self.name if outer is None else f"{outer}/{self.name}"
         return self
 
     def __exit__(self, *exc):
-        context.scope = self.saved.pop()
+        context.scope = self.prev
         return False
+
+    def _recreate_cm(self):   # as a decorator, each call gets its own (recursion-safe)
+        return name_scope(self.name)
 
 
 # ---------------------------------------------------------------- the engine
@@ -331,6 +355,8 @@ class RuleRunner:
     did not declare ``array_backward``.
     """
 
+    __slots__ = ("tensor_cls", "backend", "create_graph", "xp", "array_ctx")
+
     def __init__(self, root, order, create_graph, on_step):
         self.tensor_cls = root.__class__
         self.backend = root._backend
@@ -397,6 +423,8 @@ def _recorded_backward(node, g):
 
 class LeafGradients:
     """Gradients arriving at leaves during one backward pass, stored once at the end."""
+
+    __slots__ = ("sums", "capture", "captured", "by_node", "leaf_ids")
 
     def __init__(self, capture):
         self.sums = {}                 # id(leaf) -> [leaf, gradient summed over every path]

@@ -16,7 +16,7 @@ from numbers import Number
 
 import numpy as np
 
-from .autograd import OUTPUT_OVERWRITTEN, TapeNode, register_leaf_hook, retain_grad
+from .autograd import OUTPUT_OVERWRITTEN, TapeNode, no_grad, register_leaf_hook, retain_grad
 from .autograd import backward as _backward
 from .backends import CPU, get_backend, parse_device
 from .context import call_hooked, context, stamps
@@ -628,10 +628,11 @@ class Tensor(OpsMixin):
                             f"or update it inside `with lg.no_grad():` (as optimizers do).")
 
     def _inplace(self, op, other):
-        self._check_inplace(f"in-place {op.name}", other)
+        if context.grad_enabled:
+            self._check_inplace(f"in-place {op.name}", other)
         if op.ufunc and not context.hooks and self._update_with_ufunc(op.ufunc, other):
             return self
-        with context.setting(grad_enabled=False):
+        with no_grad():
             return self._assign(apply(op, self, other))
 
     def _update_with_ufunc(self, ufunc, other):
@@ -679,7 +680,7 @@ class Tensor(OpsMixin):
         if not isinstance(value, (OpsMixin, bool, int, float)):   # lists, NumPy arrays
             value = array_as_tensor(self._backend.asarray(value, dtype=self.dtype))
         template, index_values = _split_index(normalize_index(index, self))
-        with context.setting(grad_enabled=False):
+        with no_grad():
             return self._assign(apply(sh.setitem, self, value, *index_values, index=template))
 
     def zero_(self):
@@ -687,12 +688,12 @@ class Tensor(OpsMixin):
 
     def fill_(self, value):
         self._check_inplace("fill_")
-        with context.setting(grad_enabled=False):
+        with no_grad():
             return self._assign(value)
 
     def copy_(self, src):
         self._check_inplace("copy_")
-        with context.setting(grad_enabled=False):
+        with no_grad():
             return self._assign(src)
 
     # ---- printing
