@@ -16,8 +16,9 @@ from numbers import Number
 
 import numpy as np
 
-from .autograd import OUTPUT_OVERWRITTEN, TapeNode, no_grad, register_leaf_hook, retain_grad
+from .autograd import no_grad, register_leaf_hook, retain_grad
 from .autograd import backward as _backward
+from .tape import OUTPUT_OVERWRITTEN, TapeNode
 from .backends import CPU, get_backend, parse_device
 from .context import call_hooked, context, stamps
 from .errors import (DeviceError, DTypeError, GradError, LabgradError, ShapeError, format_location,

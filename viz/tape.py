@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import labgrad as lg
-from labgrad.autograd import TapeNode, topological_order
+from labgrad.autograd import topological_order
+from labgrad.tape import TapeNode
 
 
 @dataclass(eq=False)

@@ -82,7 +82,7 @@ class Ctx:
         A tuple of bools, one per input: does that input want a gradient? A rule may skip
         work for the ones that do not.
 
-    The eager tape node (``autograd.TapeNode``), the raw-array context (``autograd.ArrayCtx``)
+    The eager tape node (``tape.TapeNode``), the raw-array context (``autograd.ArrayCtx``)
     and the graph context (``graph.autodiff.SymbolicContext``) all implement it.
     """
 
