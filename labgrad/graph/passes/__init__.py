@@ -1,0 +1,95 @@
+"""Graph passes: pure functions ``Graph -> (Graph, PassReport)``, and the pipeline that runs them.
+
+A pass never changes the graph it is given: it builds new nodes and returns a new graph (see
+``ir.rewrite``), with a ``PassReport`` of what changed. ``lower(graph, passes)`` runs a
+pipeline and returns the final graph and the reports, in order; ``lg.compile`` and
+``lg.jit`` call it with their ``passes=`` argument::
+
+    f = lg.compile(loss, passes=["dce", "cse"])     # just these two
+    f = lg.compile(loss, passes=())                 # the graph as built
+    f = lg.compile(loss)                            # the default pipeline, DEFAULT_PIPELINE
+    for r in f.reports: print(r)
+
+The passes, one module each: ``dce`` (dead-code elimination), ``fold`` (constant folding),
+``cse`` (common-subexpression elimination). A pass is named by its key in ``PASSES`` or given
+as a function; ``register_pass`` adds one (and may put it into the default pipeline).
+"""
+from __future__ import annotations
+
+from ..ir import Graph
+from .cse import common_subexpression_elimination
+from .dce import dead_code_elimination
+from .fold import constant_folding
+from .report import PassReport, fmt_bytes, make_report, survivors
+
+__all__ = ["PASSES", "DEFAULT_PIPELINE", "PassReport", "lower", "register_pass", "resolve",
+           "make_report", "survivors", "fmt_bytes", "dead_code_elimination", "constant_folding",
+           "common_subexpression_elimination"]
+
+#: every known pass, by name
+PASSES = {
+    "dce": dead_code_elimination,
+    "fold": constant_folding,
+    "cse": common_subexpression_elimination,
+}
+
+#: what ``lg.compile`` and ``lg.jit`` run by default, in order. Dead code goes first (less to
+#: look at), folding and CSE make more dead code, so ``dce`` runs again at the end. Later
+#: passes slot in before the final ``dce``: algebraic simplification and pattern fusion after
+#: ``cse``, then elementwise fusion, and memory planning last of all (after the final dce).
+DEFAULT_PIPELINE = ["dce", "fold", "cse", "dce"]
+
+#: run ``graph.verify()`` after every pass (cheap; catches a broken pass where it broke)
+VERIFY = True
+
+
+def register_pass(name, fn, before=None, after=None, default=False):
+    """Make ``fn`` (``Graph -> (Graph, PassReport)``) known as ``name``. With ``default=True``
+    it also joins ``DEFAULT_PIPELINE``: just before the first ``before`` entry, just after the
+    last ``after`` entry, or at the end (before the final ``dce``)."""
+    PASSES[name] = fn
+    if default and name not in DEFAULT_PIPELINE:
+        if before is not None and before in DEFAULT_PIPELINE:
+            DEFAULT_PIPELINE.insert(DEFAULT_PIPELINE.index(before), name)
+        elif after is not None and after in DEFAULT_PIPELINE:
+            i = len(DEFAULT_PIPELINE) - 1 - DEFAULT_PIPELINE[::-1].index(after)
+            DEFAULT_PIPELINE.insert(i + 1, name)
+        else:
+            DEFAULT_PIPELINE.insert(len(DEFAULT_PIPELINE) - 1, name)
+    return fn
+
+
+def resolve(passes):
+    """The pass functions for ``passes``: None (the default pipeline), or a list of names
+    and functions."""
+    if passes is None:
+        passes = DEFAULT_PIPELINE
+    if isinstance(passes, str) or callable(passes):
+        passes = [passes]
+    out = []
+    for p in passes:
+        if callable(p):
+            out.append(p)
+        elif p in PASSES:
+            out.append(PASSES[p])
+        else:
+            raise ValueError(f"unknown pass {p!r}; the passes are: {', '.join(PASSES)} "
+                             f"(or give a function Graph -> (Graph, PassReport))")
+    return out
+
+
+def lower(graph: Graph, passes=None, verify=None):
+    """Run ``passes`` (default: ``DEFAULT_PIPELINE``; ``()``: none) over ``graph``:
+    ``(final graph, [PassReport, ...])``, one report per pass, in order."""
+    check = VERIFY if verify is None else verify
+    reports = []
+    for fn in resolve(passes):
+        new, report = fn(graph)
+        if not isinstance(new, Graph) or not isinstance(report, PassReport):
+            raise TypeError(f"the pass {getattr(fn, '__name__', fn)!r} must return "
+                            f"(Graph, PassReport), got ({type(new).__name__}, {type(report).__name__})")
+        if check:
+            new.verify()
+        reports.append(report)
+        graph = new
+    return graph, reports
