@@ -84,10 +84,12 @@ def lower(graph: Graph, passes=None, verify=None):
     check = VERIFY if verify is None else verify
     reports = []
     for fn in resolve(passes):
-        new, report = fn(graph)
-        if not isinstance(new, Graph) or not isinstance(report, PassReport):
+        result = fn(graph)
+        if (not isinstance(result, tuple) or len(result) != 2 or not isinstance(result[0], Graph)
+                or not isinstance(result[1], PassReport)):
             raise TypeError(f"the pass {getattr(fn, '__name__', fn)!r} must return "
-                            f"(Graph, PassReport), got ({type(new).__name__}, {type(report).__name__})")
+                            f"(Graph, PassReport), got {type(result).__name__}")
+        new, report = result
         if check:
             new.verify()
         reports.append(report)

@@ -7,15 +7,19 @@ merges) or literal numbers of the same type and value (``1`` and ``1.0`` differ:
 different dtypes). For a ``commutative`` op the two inputs are put in a fixed order first, so
 ``a * b`` and ``b * a`` merge. Attributes compare by value (index arrays included: see
 ``ir.Attrs``). Sources (placeholders, variables, constants), effects (assign, random draws)
-and nodes with subgraphs (cond, while) are never merged. Runs inside subgraphs too.
+and nodes with subgraphs (cond, while) are never merged, with one exception: two constants
+holding equal values (same dtype, shape, device and contents, at most ``MAX_CONSTANT``
+elements, e.g. made by constant folding) are one constant. Runs inside subgraphs too.
 """
 from __future__ import annotations
 
-from ..ir import Node, rewrite
+from ..ir import Node, attr_key, rewrite
 from .common import on_subgraphs
 from .report import make_report, survivors
 
-__all__ = ["common_subexpression_elimination", "cse_key"]
+__all__ = ["common_subexpression_elimination", "cse_key", "MAX_CONSTANT"]
+
+MAX_CONSTANT = 1 << 16
 
 
 def _input_key(x):
@@ -25,6 +29,11 @@ def _input_key(x):
 def cse_key(node, ins):
     """What identifies ``node``'s value, or None if it must not be merged."""
     op = node.op
+    if node.kind == "constant":
+        value = node.value
+        if getattr(value, "size", MAX_CONSTANT + 1) > MAX_CONSTANT:
+            return None
+        return ("constant", str(node.device), node.aval, attr_key(value))
     if not op.pure or op.family == "source" or node.subgraphs:
         return None
     keys = [_input_key(x) for x in ins]

@@ -68,9 +68,11 @@ def constant_folding(graph):
         value = _evaluate(node, ins)
         if value is None:
             return None
-        folded.append(node.id)
-        return node.replace(op="constant", inputs=(), attrs={}, value=value, subgraphs=None)
+        new = node.replace(op="constant", inputs=(), attrs={}, value=value, subgraphs=None)
+        folded.append((node.id, new))
+        return new
 
     after, env, converted = rewrite(graph, fold)
+    pairs = tuple((i, converted[id(new)].id) for i, new in folded)
     return after, make_report("fold", graph, after, survivors(graph, env, converted),
-                              folded=tuple(folded), notes=tuple(notes))
+                              folded=pairs, notes=tuple(notes))

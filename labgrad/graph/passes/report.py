@@ -42,7 +42,7 @@ class PassReport:
     removed: tuple = ()       # ids before: nodes that are gone
     added: tuple = ()         # ids after: nodes the pass made
     merged: tuple = ()        # (id before, id before it was merged into): CSE
-    folded: tuple = ()        # ids before that became constants
+    folded: tuple = ()        # (id before, id after): nodes that became constants
     rewritten: tuple = ()     # (rule, id before, id after): simplification, pattern fusion
     fused: tuple = ()         # (ids before, id after): fusion passes
     not_fused: tuple = ()     # (id before, why): fusion candidates left alone
@@ -77,8 +77,8 @@ class PassReport:
             out.append("  no change")
         if self.removed:
             out.append(f"  removed {_ids(self.removed)}")
-        if self.folded:
-            out.append(f"  folded into constants {_ids(self.folded)}")
+        for a, b in self.folded:
+            out.append(f"  folded %{a} into the constant %{b} (after)")
         for a, b in self.merged:
             out.append(f"  merged %{a} into %{b}")
         for rule, a, b in self.rewritten:
@@ -118,11 +118,12 @@ def survivors(before, env, converted):
 def make_report(name, before, after, kept, **fields):
     """A report with the counts, the bytes and ``removed``/``added`` worked out from ``kept``
     (nodes listed as merged or folded are not repeated under ``removed``)."""
-    explained = {a for a, _ in fields.get("merged", ())} | set(fields.get("folded", ()))
+    explained = {a for a, _ in fields.get("merged", ())} | {a for a, _ in fields.get("folded", ())}
     explained |= {a for _, a, _ in fields.get("rewritten", ())}
     explained |= {i for group, _ in fields.get("fused", ()) for i in group}
     removed = tuple(n.id for n in before.nodes if n.id not in kept and n.id not in explained)
-    survived = set(kept.values())
+    survived = set(kept.values()) | {b for _, b in fields.get("folded", ())}
+    survived |= {b for _, _, b in fields.get("rewritten", ())} | {b for _, b in fields.get("fused", ())}
     added = tuple(n.id for n in after.nodes if n.id not in survived)
     return PassReport(name=name, nodes_before=len(before.nodes), nodes_after=len(after.nodes),
                       bytes_before=graph_cost(before)["bytes"], bytes_after=graph_cost(after)["bytes"],
