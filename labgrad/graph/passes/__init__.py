@@ -11,7 +11,8 @@ pipeline and returns the final graph and the reports, in order; ``lg.compile`` a
     for r in f.reports: print(r)
 
 The passes, one module each: ``dce`` (dead-code elimination), ``fold`` (constant folding),
-``cse`` (common-subexpression elimination). A pass is named by its key in ``PASSES`` or given
+``simplify`` (algebraic simplification; ``simplify_unsafe`` adds rules that change some values
+and is never run by default), ``cse`` (common-subexpression elimination). A pass is named by its key in ``PASSES`` or given
 as a function; ``register_pass`` adds one (and may put it into the default pipeline).
 """
 from __future__ import annotations
@@ -21,23 +22,28 @@ from .cse import common_subexpression_elimination
 from .dce import dead_code_elimination
 from .fold import constant_folding
 from .report import PassReport, fmt_bytes, make_report, survivors
+from .simplify import algebraic_simplification, simplify_unsafe
 
 __all__ = ["PASSES", "DEFAULT_PIPELINE", "PassReport", "lower", "register_pass", "resolve",
            "make_report", "survivors", "fmt_bytes", "dead_code_elimination", "constant_folding",
-           "common_subexpression_elimination"]
+           "common_subexpression_elimination", "algebraic_simplification", "simplify_unsafe"]
 
 #: every known pass, by name
 PASSES = {
     "dce": dead_code_elimination,
     "fold": constant_folding,
     "cse": common_subexpression_elimination,
+    "simplify": algebraic_simplification,
+    "simplify_unsafe": simplify_unsafe,   # not in the default pipeline: changes some values
 }
 
 #: what ``lg.compile`` and ``lg.jit`` run by default, in order. Dead code goes first (less to
-#: look at), folding and CSE make more dead code, so ``dce`` runs again at the end. Later
-#: passes slot in before the final ``dce``: algebraic simplification and pattern fusion after
-#: ``cse``, then elementwise fusion, and memory planning last of all (after the final dce).
-DEFAULT_PIPELINE = ["dce", "fold", "cse", "dce"]
+#: look at); folding turns constant work into constants, which simplification's rules can
+#: see (``x * 1``); simplification can make two nodes the same, so CSE comes after it; the
+#: rewrites leave dead nodes behind, so ``dce`` runs again at the end. Fusion passes slot in
+#: after ``cse`` (pattern fusion, then elementwise fusion) and memory planning goes last,
+#: after the final ``dce`` (``register_pass(..., after=...)``).
+DEFAULT_PIPELINE = ["dce", "fold", "simplify", "cse", "dce"]
 
 #: run ``graph.verify()`` after every pass (cheap; catches a broken pass where it broke)
 VERIFY = True
