@@ -115,6 +115,9 @@ SAMPLES = {
     "fold": [((randn(2, 12, 10),), dict(WIN, output_size=(4, 5)))],
     "to_device": [((randn(2, 3),), {"device": "cpu"})],
     "assign": [((randn(2, 3), randn(3)), {})],
+    "fma": [((randn(2, 3), randn(3), randn(2, 1)), {}), ((randn(3), 2.0, 1.0), {})],
+    "linear": [((randn(4, 3), randn(3, 2), randn(2)), {"relu": False}),
+               ((randn(4, 3), randn(3, 2), randn(4, 2)), {"relu": True})],
 }
 
 

@@ -225,7 +225,9 @@ def test_passes_run_inside_cond_and_while_bodies():
 UNARY = {"neg": lambda v: -v, "exp": lambda v: (v * 0.1).exp(), "tanh": lambda v: v.tanh(),
          "relu": lambda v: v.relu(), "times_one": lambda v: v * 1, "minus_zero": lambda v: v - 0,
          "transpose_twice": lambda v: v.transpose(1, 0).transpose(1, 0) * 0.5,
-         "reshape_twice": lambda v: v.reshape(3, 2).reshape(6).reshape(2, 3)}
+         "reshape_twice": lambda v: v.reshape(3, 2).reshape(6).reshape(2, 3),
+         "dense": lambda v: v @ lg.constant(np.eye(3) * 0.5 + 0.1) + lg.constant(np.arange(3.0)),
+         "dense_relu": lambda v: (v @ lg.constant(np.eye(3) - 0.2) + lg.constant(np.ones(3))).relu()}
 BINARY = {"add": lambda a, b: a + b, "mul": lambda a, b: a * b, "sub": lambda a, b: a - b,
           "max": F.maximum}
 SHAPE = (2, 3)
@@ -432,3 +434,78 @@ def test_an_output_never_aliases_an_input_or_a_variable():
     out[0].data[...] = 5
     out[1].data[...] = 5
     assert x.tolist() == [0, 0, 0] and w.value.tolist() == [1, 1, 1]
+
+
+# ---------------------------------------------------------------- pattern fusion
+
+def test_fma_replaces_a_product_plus_a_value():
+    a = lg.placeholder((3,), name="a")
+    b = lg.placeholder((3,), name="b")
+    f = compiled((a * b + 1) * 2 + (3 + a * 0.5), ["patterns", "dce"])
+    # a*b + 1, a*0.5 + 3, and then (a*b + 1) * 2 + (a*0.5 + 3): three fmas
+    assert ops_of(f.graph) == ["placeholder", "placeholder", "fma", "fma", "fma"]
+    assert [parts for parts, _ in f.reports[0].fused] == [(2, 3), (5, 6), (4, 7)]
+    x, y = np.array([1, 2, 3], np.float32), np.array([0.5, -1, 2], np.float32)
+    got = f(x, y).numpy()
+    assert got.dtype == np.float32   # the Python 0.5 and 1 keep it float32
+    np.testing.assert_array_equal(got, lg.compile((a * b + 1) * 2 + (3 + a * 0.5), passes=())(x, y).numpy())
+
+
+def test_fma_is_not_fused_when_the_product_is_needed_anyway():
+    a = lg.placeholder((3,), name="a")
+    p = a * a
+    f = compiled([p + 1, p.exp()], ["patterns"])
+    assert "fma" not in ops_of(f.graph)
+    assert f.reports[0].not_fused == ((2, "fma: %1 has 2 users, so it is computed anyway"),)
+    g = compiled([p + 1, p], ["patterns"])
+    assert "fma" not in ops_of(g.graph) and "is an output" in g.reports[0].not_fused[0][1]
+
+
+def test_matmul_plus_bias_plus_relu_becomes_linear():
+    x = lg.placeholder((None, 4), name="x")
+    w = lg.Variable(lg.randn(4, 3), name="w")
+    b = lg.Variable(lg.randn(3), name="b")
+    f = compiled((x @ w + b).relu(), P.DEFAULT_PIPELINE[:-1] + ["patterns", "dce"])
+    assert ops_of(f.graph) == ["placeholder", "variable", "variable", "linear"]
+    assert f.graph.nodes[-1].attrs["relu"] is True
+    assert [parts for parts, _ in f.reports[-2].fused] == [(3, 4, 5)]   # matmul, add, relu
+    xb = np.random.default_rng(0).standard_normal((5, 4)).astype(np.float32)
+    np.testing.assert_allclose(f(xb).numpy(), np.maximum(xb @ w.value.numpy() + b.value.numpy(), 0), rtol=1e-6)
+
+
+def test_linear_keeps_the_relu_apart_when_the_sum_is_used_elsewhere():
+    x = lg.placeholder((2, 4), name="x")
+    w = lg.constant(np.ones((4, 3), np.float32))
+    b = lg.placeholder((3,), name="b")
+    h = x @ w + b
+    f = compiled([h.relu(), h.sum()], ["patterns", "dce"])
+    ops = ops_of(f.graph)
+    assert "linear" in ops and "relu" in ops
+    assert any("linear+relu" in why for _, why in f.reports[0].not_fused)
+
+
+def test_linear_only_where_the_bias_fits_the_product():
+    x = lg.placeholder((2, 4), name="x")
+    w = lg.placeholder((4, 3), name="w")
+    wide = lg.placeholder((5, 1, 3), name="wide")            # would widen the result
+    b64 = lg.placeholder((3,), "float64", name="b64")        # would promote it to float64
+    batch = lg.placeholder((6, 2, 4), name="batch")          # a batched matmul
+    f = compiled([x @ w + wide, x @ w + b64, batch @ w + wide[0, 0]], ["patterns"])
+    assert "linear" not in ops_of(f.graph)
+
+
+def test_jit_mlp_forward_becomes_linear_layers():
+    model = lg.nn.Sequential(lg.nn.Linear(4, 8), lg.nn.ReLU(), lg.nn.Linear(8, 2))
+    step = lg.jit(lambda x: model(x), passes=["patterns", "dce"])
+    x = lg.randn(3, 4)
+    with lg.no_grad():
+        want = model(x).numpy()
+        got = step(x).numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+    assert ops_of(step.graph).count("linear") == 2
+
+
+def test_enable_fusion_puts_the_fusion_passes_after_cse(monkeypatch):
+    monkeypatch.setattr(P, "DEFAULT_PIPELINE", ["dce", "fold", "simplify", "cse", "dce"])
+    assert P.enable_fusion() == ["dce", "fold", "simplify", "cse", "patterns", "dce"]
+    assert P.enable_fusion(["patterns", "fuse"]) == ["dce", "fold", "simplify", "cse", "patterns", "fuse", "dce"]

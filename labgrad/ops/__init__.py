@@ -1,4 +1,5 @@
 """All ops, by family. ``REGISTRY`` maps each op's name to its one definition."""
 from .registry import GRAPH_OPS, REGISTRY, Aval, Op, aval_of, defop, get_op  # noqa: F401
 from . import elementwise, shape, reduce, linalg, nn, conv, device, state  # noqa: F401  (registers the ops)
+from . import fused  # noqa: F401  (ops that pattern fusion makes: fma, linear)
 from . import graph_ops  # noqa: F401  (the graph-only ops: GRAPH_OPS)

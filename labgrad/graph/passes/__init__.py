@@ -12,7 +12,9 @@ pipeline and returns the final graph and the reports, in order; ``lg.compile`` a
 
 The passes, one module each: ``dce`` (dead-code elimination), ``fold`` (constant folding),
 ``simplify`` (algebraic simplification; ``simplify_unsafe`` adds rules that change some values
-and is never run by default), ``cse`` (common-subexpression elimination). A pass is named by its key in ``PASSES`` or given
+and is never run by default), ``cse`` (common-subexpression elimination), ``patterns``
+(pattern fusion: ``a * b + c`` -> ``fma``, ``matmul + bias (+ relu)`` -> ``linear``; not in
+the default pipeline yet, see ``FUSION_PIPELINE``). A pass is named by its key in ``PASSES`` or given
 as a function; ``register_pass`` adds one (and may put it into the default pipeline).
 """
 from __future__ import annotations
@@ -22,11 +24,13 @@ from .cse import common_subexpression_elimination
 from .dce import dead_code_elimination
 from .fold import constant_folding
 from .report import PassReport, fmt_bytes, make_report, survivors
+from .patterns import pattern_fusion
 from .simplify import algebraic_simplification, simplify_unsafe
 
-__all__ = ["PASSES", "DEFAULT_PIPELINE", "PassReport", "lower", "register_pass", "resolve",
+__all__ = ["PASSES", "DEFAULT_PIPELINE", "FUSION_PIPELINE", "enable_fusion", "PassReport", "lower",
+           "register_pass", "resolve",
            "make_report", "survivors", "fmt_bytes", "dead_code_elimination", "constant_folding",
-           "common_subexpression_elimination", "algebraic_simplification", "simplify_unsafe"]
+           "common_subexpression_elimination", "algebraic_simplification", "simplify_unsafe", "pattern_fusion"]
 
 #: every known pass, by name
 PASSES = {
@@ -35,18 +39,39 @@ PASSES = {
     "cse": common_subexpression_elimination,
     "simplify": algebraic_simplification,
     "simplify_unsafe": simplify_unsafe,   # not in the default pipeline: changes some values
+    "patterns": pattern_fusion,
 }
 
 #: what ``lg.compile`` and ``lg.jit`` run by default, in order. Dead code goes first (less to
 #: look at); folding turns constant work into constants, which simplification's rules can
 #: see (``x * 1``); simplification can make two nodes the same, so CSE comes after it; the
-#: rewrites leave dead nodes behind, so ``dce`` runs again at the end. Fusion passes slot in
-#: after ``cse`` (pattern fusion, then elementwise fusion) and memory planning goes last,
-#: after the final ``dce`` (``register_pass(..., after=...)``).
+#: rewrites leave dead nodes behind, so ``dce`` runs again at the end. The fusion passes go
+#: after ``cse`` (pattern fusion needs to know how many users a product really has): they join
+#: together, when fused kernels exist, with ``enable_fusion()``; memory planning goes last,
+#: after the final ``dce``.
 DEFAULT_PIPELINE = ["dce", "fold", "simplify", "cse", "dce"]
+
+#: the fusion passes, in order, that ``enable_fusion`` puts after ``cse``. Pattern fusion alone
+#: buys little with NumPy (``fma`` is still two NumPy calls), and it changes the printed graphs
+#: of chapters 04-05 (``a * b + 1`` reads ``fma``), so it is not in the default pipeline until
+#: elementwise fusion (which writes one loop per ``fma``) joins it.
+FUSION_PIPELINE = ["patterns"]
 
 #: run ``graph.verify()`` after every pass (cheap; catches a broken pass where it broke)
 VERIFY = True
+
+
+def enable_fusion(passes=None):
+    """Put the fusion passes (``FUSION_PIPELINE``, or ``passes``) into ``DEFAULT_PIPELINE``
+    right after ``cse``, in order (those already there are left where they are)."""
+    at = DEFAULT_PIPELINE.index("cse") + 1
+    for name in (FUSION_PIPELINE if passes is None else passes):
+        if name not in DEFAULT_PIPELINE:
+            DEFAULT_PIPELINE.insert(at, name)
+            at += 1
+        else:
+            at = DEFAULT_PIPELINE.index(name) + 1
+    return list(DEFAULT_PIPELINE)
 
 
 def register_pass(name, fn, before=None, after=None, default=False):
