@@ -309,6 +309,7 @@ def _check_preserved(prog, with_grads):
     base = lg.compile(outputs, inputs=xs, updates=updates, passes=())
     want, want_w = _run(base, w, w0, feeds)
     pipelines = [[name] for name in P.PASSES if name != "simplify_unsafe"] + [None]
+    pipelines.append(P.DEFAULT_PIPELINE[:-1] + P.FUSION_PIPELINE + ["dce"])   # with fusion
     for passes in pipelines:
         f = lg.compile(outputs, inputs=xs, updates=updates, passes=passes)
         for r in f.reports:
