@@ -83,7 +83,7 @@ def test_constants_are_baked_in():
     assert k.dtype == np.float32 and k.shape == (3,)
     f = lg.compile(a * k)
     np.testing.assert_allclose(f(np.ones(3)).numpy(), [1.0, 2.0, 3.0])
-    assert [n.op for n in f.graph.constants] == ["constant"]
+    assert [n.kind for n in f.graph.constants] == ["constant"]
 
 
 def test_eager_tensors_meeting_symbols_become_constants():
@@ -203,7 +203,7 @@ def test_nodes_expose_what_a_visualizer_needs():
     (var,) = g.variables
     (assign,) = g.assigns
     assert var.is_variable and assign.is_assign and assign.target is var and var.tensor is w.value
-    assert g.inputs == [x.node] and g.outputs == [y.node, upd.node]
+    assert g.inputs == [g.node_of(x)] and g.outputs == [g.node_of(y), g.node_of(upd)]
     assert g.index(mul) == 2
 
 

@@ -115,6 +115,9 @@ SAMPLES = {
     "fold": [((randn(2, 12, 10),), dict(WIN, output_size=(4, 5)))],
     "to_device": [((randn(2, 3),), {"device": "cpu"})],
     "assign": [((randn(2, 3), randn(3)), {})],
+    "fma": [((randn(2, 3), randn(3), randn(2, 1)), {}), ((randn(3), 2.0, 1.0), {})],
+    "linear": [((randn(4, 3), randn(3, 2), randn(2)), {"relu": False}),
+               ((randn(4, 3), randn(3, 2), randn(4, 2)), {"relu": True})],
 }
 
 
@@ -264,6 +267,7 @@ BUILDING_BLOCKS = {
     "broadcast_like": "the backward of the reductions", "getitem_grad": "getitem's backward",
     "setitem_winners": "setitem's backward", "element_count": "mean/var with unknown sizes",
     "unfold": "conv2d and pooling (im2col)", "fold": "unfold's backward (col2im)",
+    "fma": "the patterns pass (a * b + c)",
 }
 
 

@@ -82,6 +82,12 @@ CASES = [
     Case("tanh", lambda a: a.tanh(), randn(2, 3)),
     Case("sigmoid", lambda a: a.sigmoid(), 3 * randn(2, 3)),
     Case("relu", lambda a: a.relu(), away(2, 3)),
+    Case("fma", lambda a, b, c: _op("fma")(a, b, c), randn(2, 3), randn(3), randn(2, 1), id="bcast"),
+    Case("fma", lambda a, c: _op("fma")(a, a, c), randn(3), randn(3), id="square"),
+    Case("linear", lambda x, w, b: _op("linear")(x, w, b, relu=False), randn(4, 3), randn(3, 2), randn(2)),
+    # pre-activations well away from relu's kink: column 0 > 0.2, column 1 < -0.2
+    Case("linear", lambda x, w, b: _op("linear")(x, w, b, relu=True), np.abs(away(4, 3)),
+         np.abs(away(3, 2)) * np.array([1.0, -1.0]), randn(4, 2) * 0.01, id="relu"),
     Case("leaky_relu", lambda a: F.leaky_relu(a, 0.1), away(2, 3)),
     Case("gelu", lambda a: F.gelu(a), 2 * randn(2, 3)),
     Case("clip", lambda a: a.clip(-0.5, 0.5), np.array([-1.2, -0.3, 0.1, 0.4, 0.9, 2.0])),

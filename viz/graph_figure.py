@@ -175,7 +175,13 @@ def _highlighted_nodes(options) -> set:
     if h is None:
         return set()
     items = h if isinstance(h, (list, tuple, set, frozenset)) else (h,)
-    return {id(getattr(x, "node", x)) for x in items}
+    return {_origin(getattr(x, "node", x)) for x in items}
+
+
+def _origin(node):
+    """The builder node a graph node was made from (its id), so a Symbol highlights its node."""
+    origin = getattr(node, "origin", None)
+    return origin if origin is not None else getattr(node, "id", id(node))
 
 
 def _region_label(node, key):
@@ -189,7 +195,7 @@ class _GraphDrawing:
         self.graph = graph
         self.options = options
         self.fig = GraphFigure(rankdir=options.rankdir, name=ascii_text(graph.name or "graph"))
-        self.ids = {}                   # node.id -> DOT id
+        self.ids = {}                   # id(node) -> DOT id (subgraphs number their nodes apart)
         self.hot = _highlighted_nodes(options)
         self.regions = 0
         ops = sum(1 for n in graph.nodes if n.kind not in SOURCES)
@@ -263,13 +269,13 @@ class _GraphDrawing:
         if output:
             attrs.update(penwidth=graph_style.OUTPUT_PEN, color=attrs.get("color", style.INK)
                          if kind == "assign" else style.INK)
-        self.ids[node.id] = me = self.fig.add_node(node_label(node, self.options, index), attrs, scope=scope,
-                                                   highlight=id(node) in self.hot)
+        self.ids[id(node)] = me = self.fig.add_node(node_label(node, self.options, index), attrs, scope=scope,
+                                                   highlight=_origin(node) in self.hot)
         if kind == "assign":
             value, target = node.inputs[1], node.inputs[0]
             self.fig.add_edge(self.source(value, scope), me)
-            if target.id in self.ids:   # drawn downwards, arrow at the variable: keeps the layout flowing down
-                self.fig.add_edge(self.ids[target.id], me, dict(graph_style.WRITE_EDGE))
+            if id(target) in self.ids:   # drawn downwards, arrow at the variable: keeps the layout flowing down
+                self.fig.add_edge(self.ids[id(target)], me, dict(graph_style.WRITE_EDGE))
             return
         ins = node.inputs
         numbered = kind == "op" and len(ins) > 1 and not node.op.commutative
@@ -281,8 +287,8 @@ class _GraphDrawing:
         """The DOT id that feeds an input ``x``: its node's, a new box for a Python number, or
         the shared "..." standing for nodes the depth limit left out."""
         if hasattr(x, "id") and hasattr(x, "inputs"):
-            if x.id in self.ids:
-                return self.ids[x.id]
+            if id(x) in self.ids:
+                return self.ids[id(x)]
             return self.cut_marker()
         return self.fig.add_node(escape(fmt_values(x)), style.tensor_node("number"), scope=scope)
 
@@ -303,15 +309,16 @@ class _GraphDrawing:
             self.regions += 1
             region = Region(self.regions, _region_label(node, key), key)
             inner = scope + (region,)
-            used = {n.id for n in sub.nodes}
+            used = {x.id for n in sub.nodes for x in n.input_nodes}   # args the subgraph reads
+            used.update(o.id for o in sub.outputs if hasattr(o, "id"))
             row = []
             for j, arg in enumerate(sub.inputs):
                 if arg.id not in used:
                     continue
                 self.add(arg, inner, index=j)
-                row.append(self.ids[arg.id])
+                row.append(self.ids[id(arg)])
                 if j < len(operands):
-                    self.fig.add_edge(self.source(operands[j], scope), self.ids[arg.id], dict(graph_style.BIND_EDGE))
+                    self.fig.add_edge(self.source(operands[j], scope), self.ids[id(arg)], dict(graph_style.BIND_EDGE))
             self.fig.same_row(row, inner)
             args = {a.id for a in sub.inputs}
             for n in sub.nodes:
@@ -324,8 +331,8 @@ class _GraphDrawing:
         attrs = graph_style.control_node()
         if output:
             attrs["penwidth"] = graph_style.OUTPUT_PEN
-        me = self.fig.add_node(node_label(node, self.options), attrs, scope=scope, highlight=id(node) in self.hot)
-        self.ids[node.id] = me
+        me = self.fig.add_node(node_label(node, self.options), attrs, scope=scope, highlight=_origin(node) in self.hot)
+        self.ids[id(node)] = me
         if node.kind == "cond":
             self.fig.add_edge(self.source(ins[0], scope), me, {"label": "pred"})
         for tail, label, attrs in into_node:

@@ -22,6 +22,7 @@ from ..ops.registry import Aval, broadcast_shapes, fmt_shape
 from ..tensor import Tensor
 from .executable import Executable
 from .ir import ROOT, Graph, Node, collect, current_frame
+from .passes import lower
 from .symbol import Symbol, Variable, constant_node, to_input
 
 __all__ = ["placeholder", "constant", "Variable", "assign", "compile"]
@@ -58,7 +59,7 @@ def assign(var, value):
 
         step = lg.compile([loss, lg.assign(w, w - 0.1 * gw)])
     """
-    if not isinstance(var, Symbol) or var.node.op != "variable":
+    if not isinstance(var, Symbol) or var.node.kind != "variable":
         raise TypeError(f"assign: the target must be an lg.Variable, got {var!r}"
                         f"{format_location(user_location())}\n  Only variables hold state "
                         f"between runs; make one with w = lg.Variable(initial_value).")
@@ -100,7 +101,7 @@ def make_assign(target, value, location):
     return Symbol(node)
 
 
-def compile(outputs, inputs=None, updates=(), name="graph"):
+def compile(outputs, inputs=None, updates=(), name="graph", passes=None):
     """Compile ``outputs`` (a Symbol, or a list of them) into an ``Executable``.
 
     The graph is found by walking back from the outputs and the ``updates`` (assign nodes to
@@ -109,6 +110,10 @@ def compile(outputs, inputs=None, updates=(), name="graph"):
     order they were made); feeds can always be given by name::
 
         train = lg.compile(loss, updates=[lg.assign(w, w - 0.1 * gw)])
+
+    ``passes`` chooses the optimization passes run on the graph before code is generated:
+    ``None`` for the default pipeline, ``()`` for none, or a list of pass names/functions
+    (see ``labgrad.graph.passes``); ``executable.reports`` says what each one did.
     """
     single = not isinstance(outputs, (list, tuple))
     outs = [outputs] if single else list(outputs)
@@ -116,17 +121,17 @@ def compile(outputs, inputs=None, updates=(), name="graph"):
     effects = []
     for i, u in enumerate([updates] if isinstance(updates, Symbol) else list(updates)):
         node = _root_node(u, f"update {i}")
-        if node.op != "assign":
+        if node.kind != "assign":
             raise TypeError(f"compile: update {i} is a {node.op_name} node, not an lg.assign(...)")
         effects.append(node)
-    reachable = [n for n in collect(nodes + effects) if n.op == "placeholder"]
+    reachable = [n for n in collect(nodes + effects) if n.kind == "placeholder"]
     if inputs is None:
         order = reachable
     else:
         inputs = [inputs] if isinstance(inputs, Symbol) else list(inputs)
         order = []
         for x in inputs:
-            if not isinstance(x, Symbol) or x.node.op != "placeholder":
+            if not isinstance(x, Symbol) or x.node.kind != "placeholder":
                 raise TypeError(f"compile: inputs must be placeholders, got {x!r}")
             order.append(x.node)
         listed = {n.id for n in order}
@@ -136,7 +141,8 @@ def compile(outputs, inputs=None, updates=(), name="graph"):
                              + ", ".join(f"{n.name or 'unnamed'} {fmt_shape(n.shape)}"
                                          f"{format_location(n.location)}" for n in missing))
     graph = Graph(collect(nodes + effects), order, nodes, name=name)
-    return Executable(graph, single=single)
+    graph, reports = lower(graph, passes)
+    return Executable(graph, single=single, reports=reports)
 
 
 def _root_node(value, what):

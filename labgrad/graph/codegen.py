@@ -226,7 +226,7 @@ class _FunctionWriter:
         """
         last = {}
         for n in self.graph.nodes:
-            if n.op == "assign":
+            if n.kind == "assign":
                 last[n.target.id] = n
         written = {a.target.id for a in last.values() if a.target.attrs.get("slot") != "grad"}
         copies, out, stamped, stored_set = [], [], [], []
@@ -294,7 +294,7 @@ def _value_uses(graph):
     used = {o.id for o in graph.outputs if isinstance(o, Node)}
     for n in graph.nodes:
         for i, x in enumerate(n.inputs):
-            if isinstance(x, Node) and not (n.op == "assign" and i == 0):
+            if isinstance(x, Node) and not (n.kind == "assign" and i == 0):
                 used.add(x.id)
     return used
 
@@ -308,10 +308,10 @@ def _may_alias(value, variables):
         if not isinstance(n, Node) or n.id in seen:
             continue
         seen.add(n.id)
-        if n.op == "variable" and n.id in variables:
+        if n.kind == "variable" and n.id in variables:
             return True
         view = n.kind == "op" and n.op.view
-        if view or n.op in ("assign", "stop_gradient"):
+        if view or n.kind in ("assign", "stop_gradient"):
             stack.extend(n.inputs)
     return False
 

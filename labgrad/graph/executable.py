@@ -63,15 +63,21 @@ _MISSING = object()
 class Executable:
     """A compiled graph: call it with feeds, by position or by placeholder name.
 
-    ``graph`` is the IR it was made from, ``code`` the Python source it runs, ``reports`` the
-    passes applied (none yet). Results come back as Tensors (a tuple if several outputs).
+    ``graph`` is the IR it runs (after the passes), ``code`` the Python source generated from
+    it, ``reports`` the ``PassReport`` of each pass applied, in order (``built_graph``: the
+    graph before them). Results come back as Tensors (a tuple if several outputs).
     """
 
-    def __init__(self, graph: Graph, single=True):
+    def __init__(self, graph: Graph, single=True, reports=()):
         self.graph = graph
         self.single = single
-        self.reports = []
+        self.reports = list(reports)
         self._build()
+
+    @property
+    def built_graph(self):
+        """The graph as it was built, before any pass."""
+        return self.reports[0].before if self.reports else self.graph
 
     def _build(self):
         graph = self.graph

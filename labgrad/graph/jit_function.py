@@ -29,6 +29,7 @@ from ..ops.registry import Aval
 from ..tensor import Tensor
 from .executable import Executable
 from .ir import ROOT, Graph, Node, collect
+from .passes import lower
 from .signature import closest, describe_change, flatten, leaf_signature, paths, unflatten
 from .symbol import Symbol
 from .tracer import Tracer, discover_names
@@ -109,9 +110,10 @@ class JitFunction:
     each trace happened.
     """
 
-    def __init__(self, fn):
+    def __init__(self, fn, passes=None):
         functools.update_wrapper(self, fn)
         self.fn = fn
+        self.passes = passes
         self.cache_info = CacheInfo()
         self._cache = {}
         self._latest = None
@@ -217,7 +219,8 @@ class JitFunction:
                 arg_grad_leaves.append(feed_leaves[placeholders.index(node)])
         graph = Graph(collect(outputs + effects), placeholders, outputs,
                       name=_identifier(getattr(self.fn, "__name__", "jit")))
-        executable = Executable(graph, single=len(outputs) == 1)
+        graph, reports = lower(graph, self.passes)
+        executable = Executable(graph, single=len(outputs) == 1, reports=reports)
         return _Entry(key, executable, feed_leaves, out_spec, out_items, arg_grad_leaves, guards,
                       written_new, names)
 
@@ -236,7 +239,7 @@ def _identifier(name):
     return name if name and not name[0].isdigit() else "_" + name
 
 
-def jit(fn):
+def jit(fn=None, *, passes=None):
     """Trace ``fn`` into a graph on its first call for each signature, then run compiled code.
 
     >>> @lg.jit
@@ -244,5 +247,10 @@ def jit(fn):
     ...     return (x * x).sum()
     >>> f(lg.ones(3)); f.cache_info
     CacheInfo(hits=0, misses=1, traces=['first call'])
+
+    ``passes`` chooses the optimization passes, as in ``lg.compile`` (``@lg.jit(passes=())``:
+    none; default: the full pipeline); ``f.executable.reports`` says what they did.
     """
-    return JitFunction(fn)
+    if fn is None:
+        return lambda f: JitFunction(f, passes=passes)
+    return JitFunction(fn, passes=passes)

@@ -255,11 +255,11 @@ class Symbol(OpsMixin):
     def __setitem__(self, index, value):
         """``s[index] = value`` rebinds this handle to a ``setitem`` node: a copy with ``value``
         written at ``index`` (like ``fill_`` and ``copy_`` above)."""
-        if self.node.op == "variable":
+        if self.node.kind == "variable":
             raise TraceError(f"item assignment into the variable {self.name or ''} of a graph"
                              f"{format_location(user_location())}\n  State changes only through "
                              f"assign: build the new value, then lg.assign(w, new_value).")
-        if self.node.op == "placeholder" and context.tracer is not None:
+        if self.node.kind == "placeholder" and context.tracer is not None:
             raise TraceError(f"item assignment into an argument of a jitted function"
                              f"{format_location(user_location())}\n  Eagerly this would change the "
                              f"caller's tensor, which compiled code cannot do: work on a copy "

@@ -56,25 +56,25 @@ def format_graph(graph, indent="", header=None):
                      for n in graph.inputs)
     lines = [(f"{indent}{header or graph.name}({head}):", "")]
     for node in graph.nodes:
-        if node.op in ("placeholder", "arg") and node.id in numbers and node in graph.inputs:
+        if node.kind in ("placeholder", "arg") and node.id in numbers and node in graph.inputs:
             continue
         lhs = f"{indent}  %{numbers[node.id]}:{fmt_aval(node.aval)} = "
         kind = node.op_name
-        if node.op == "constant":
+        if node.kind == "constant":
             rhs = f"constant {node.name + ' ' if node.name else ''}{fmt_value(node.value)}"
-        elif node.op == "variable":
+        elif node.kind == "variable":
             slot = ".grad" if node.attrs.get("slot") == "grad" else ""
             rhs = f"variable {node.name or ''}{slot}".rstrip()
-        elif node.op == "placeholder":
+        elif node.kind == "placeholder":
             rhs = f"placeholder {node.name or ''}".rstrip()
-        elif node.op == "get":
+        elif node.kind == "get":
             rhs = f"get {ref(node.inputs[0])}[{node.attrs['index']}]"
         else:
             rhs = f"{kind} " + ", ".join(ref(x) for x in node.inputs)
             shown = {k: v for k, v in node.attrs.items() if k not in ("weak",)}
-            if shown and node.op not in ("cond", "while"):
+            if shown and node.kind not in ("cond", "while"):
                 rhs += " {" + ", ".join(f"{k}={fmt_attr(v)}" for k, v in shown.items()) + "}"
-            elif node.op == "while" and shown.get("max_iterations") is not None:
+            elif node.kind == "while" and shown.get("max_iterations") is not None:
                 rhs += f" {{max_iterations={shown['max_iterations']}}}"
         lines.append((lhs + rhs, node.source_location))
         for label, sub in (node.subgraphs or {}).items():

@@ -48,6 +48,16 @@ Facts every interpreter reads are declared here too, never kept in lists elsewhe
     update (``p -= lr * g``) can write straight into the tensor's memory with ``out=``.
 ``writes_input``
     The op writes into the memory of this input and returns it (``assign``): an effect.
+``effects``
+    What running the op does besides computing its result, a subset of ``"reads_state"``
+    (reads a variable), ``"writes_state"`` (an update), ``"random"`` (draws from a generator)
+    and ``"reads_input"`` (a value fed at run time). An op with none is *pure*: graph passes
+    may remove it when unused, merge two identical applications and fold it on constants.
+    They ask ``op.pure`` and ``op.writes_state`` instead of special-casing names.
+
+The ops that only static graphs have (placeholder, constant, variable, cond, while, get, arg,
+stop_gradient; see ``graph_ops.py``) live in ``GRAPH_OPS``, next to ``REGISTRY``;
+``get_op`` finds both.
 
 Calling an op applies it: ``mul(x, y)`` is ``apply(mul, x, y)``, on eager tensors or graph
 symbols alike.
@@ -64,6 +74,8 @@ from ..dispatch import apply
 from ..errors import DTypeError, ShapeError
 
 REGISTRY: dict[str, "Op"] = {}
+GRAPH_OPS: dict[str, "Op"] = {}   # graph-only ops (graph_ops.py): not eager, not in REGISTRY
+EFFECTS = frozenset({"reads_state", "writes_state", "random", "reads_input"})
 
 
 class Ctx:
@@ -108,21 +120,29 @@ class Ctx:
 class Aval:
     """An abstract value: what is known about an array before it exists.
 
-    ``shape`` is a tuple of ints, with ``None`` for a size known only at run time.
+    ``shape`` is a tuple of ints, with ``None`` for a size known only at run time. ``device``
+    is where the value lives (graph nodes always say; an op's ``infer`` rule need not, and
+    ``None`` matches any device when avals are compared).
     """
 
-    __slots__ = ("shape", "dtype")
+    __slots__ = ("shape", "dtype", "device")
 
-    def __init__(self, shape, dtype):
+    def __init__(self, shape, dtype, device=None):
         self.shape = tuple(shape)
         self.dtype = np.dtype(dtype)
+        self.device = device
 
     @property
     def ndim(self):
         return len(self.shape)
 
+    def on(self, device):
+        """This aval on ``device``."""
+        return self if device == self.device else Aval(self.shape, self.dtype, device)
+
     def __eq__(self, other):
-        return isinstance(other, Aval) and self.shape == other.shape and self.dtype == other.dtype
+        return (isinstance(other, Aval) and self.shape == other.shape and self.dtype == other.dtype
+                and (self.device is None or other.device is None or self.device == other.device))
 
     def __hash__(self):
         return hash((self.shape, self.dtype))
@@ -148,10 +168,15 @@ def fmt_shape(shape) -> str:
 class Op:
     """One operation: its rules, and the metadata every interpreter reads."""
 
+    kind = "op"   # what a graph node applying it says it is (graph-only ops: their name)
+
     def __init__(self, name, family, forward, infer, backward=None, cost=None, expr=None,
                  differentiable=True, saves_output=False, doc=None, array_backward=False,
                  view=False, commutative=False, output_device=None, ufunc=None,
-                 writes_input=None):
+                 writes_input=None, effects=()):
+        unknown = set(effects) - EFFECTS
+        if unknown:
+            raise ValueError(f"op {name!r}: unknown effect(s) {sorted(unknown)}; known: {sorted(EFFECTS)}")
         self.name = name
         self.family = family
         self.forward = forward
@@ -167,7 +192,25 @@ class Op:
         self.output_device = output_device
         self.ufunc = ufunc
         self.writes_input = writes_input
+        self.effects = frozenset(effects)
         self.__doc__ = doc
+
+    @property
+    def pure(self) -> bool:
+        """No effects: the result depends only on the inputs and attributes."""
+        return not self.effects
+
+    @property
+    def reads_state(self) -> bool:
+        return "reads_state" in self.effects
+
+    @property
+    def writes_state(self) -> bool:
+        return "writes_state" in self.effects
+
+    @property
+    def random(self) -> bool:
+        return "random" in self.effects
 
     def __call__(self, *inputs, **attrs):
         return apply(self, *inputs, **attrs)
@@ -176,14 +219,20 @@ class Op:
         return f"<op {self.name}>"
 
     def __reduce__(self):  # ops pickle (and copy) by name: there is one of each
+        if GRAPH_OPS.get(self.name) is self:
+            return (_graph_op_named, (self.name,))
         return (get_op, (self.name,))
 
 
+def _graph_op_named(name):
+    return GRAPH_OPS[name]
+
+
 def get_op(name: str) -> Op:
-    try:
-        return REGISTRY[name]
-    except KeyError:
-        raise KeyError(f"no op named {name!r}; known ops: {', '.join(sorted(REGISTRY))}") from None
+    op = REGISTRY.get(name) or GRAPH_OPS.get(name)   # "assign": the eager op
+    if op is None:
+        raise KeyError(f"no op named {name!r}; known ops: {', '.join(sorted(REGISTRY))}")
+    return op
 
 
 # ---------------------------------------------------------------- default rules per family
@@ -271,7 +320,7 @@ def reduce_cost(op):
 
 def defop(family, *, expr=None, differentiable=True, saves_output=False, flops=1, name=None,
           array_backward=False, view=False, commutative=False, output_device=None, ufunc=None,
-          writes_input=None):
+          writes_input=None, effects=()):
     """Turn a namespace class of rules into a registered ``Op`` (see the module docstring)."""
 
     def wrap(ns):
@@ -283,7 +332,8 @@ def defop(family, *, expr=None, differentiable=True, saves_output=False, flops=1
                 backward=rules.get("backward"), cost=rules.get("cost"), expr=expr,
                 differentiable=differentiable, saves_output=saves_output, doc=ns.__doc__,
                 array_backward=array_backward, view=view, commutative=commutative,
-                output_device=output_device, ufunc=ufunc, writes_input=writes_input)
+                output_device=output_device, ufunc=ufunc, writes_input=writes_input,
+                effects=effects)
         if op.infer is None:
             if family in ("elementwise", "compare"):
                 op.infer = elementwise_infer(op)

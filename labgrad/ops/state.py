@@ -12,7 +12,7 @@ from ..errors import DTypeError, ShapeError
 from .registry import Aval, broadcast_shapes, defop, fmt_shape
 
 
-@defop("state", differentiable=False, writes_input=0)
+@defop("state", differentiable=False, writes_input=0, effects=("writes_state",))
 class assign:
     """Write ``value`` (broadcast, cast within its kind) into ``target``; returns ``target``."""
 
