@@ -237,6 +237,9 @@ def test_reduction_edge_cases(engine):
     k = FusedKernel([("x", "float64", None)], [("y", REGISTRY["abs"], ("x",), {})], ["y"], reduce=("max", (0,), False))
     x = np.array([[1.0, -5.0], [np.nan, 2.0]])
     np.testing.assert_array_equal(compile_cpu(k, engine)(x), np.max(np.abs(x), axis=0))  # NaN wins
+    rows = FusedKernel([("x", "float32", None)], [("y", E.neg, ("x",), {})], ["y"], reduce=("max", (1,), False))
+    x32 = np.array([[1, np.nan, 3], [4, 5, -6], [np.nan, 0, 0]], np.float32)
+    np.testing.assert_array_equal(compile_cpu(rows, engine)(x32), np.max(-x32, axis=1))   # row-wise
     with pytest.raises(ValueError, match="zero-size"):
         compile_cpu(k, engine)(np.zeros((0, 3)))
     s = FusedKernel([("x", "float32", None)], [("y", E.mul, ("x", 2), {})], ["y"], reduce=("sum", None, True))
