@@ -133,8 +133,9 @@ def main():
                         ("hand numba", "hand-written Numba loop"),
                         ("numpy", "unfused NumPy")):
         s = t[name]["median_s"]
-        target = {"fused": f"fused <= {TARGETS['floor']}x floor", "hand numba":
-                  f"fused <= {TARGETS['hand numba']}x this", "numpy": f"this >= {TARGETS['numpy']}x fused"}.get(name, "")
+        target = {"fused": f"fused <= {TARGETS['floor']}x floor",
+                  "hand numba": f"fused <= {TARGETS['hand numba']}x this",
+                  "numpy": f"this >= {TARGETS['numpy']}x fused"}.get(name, "")
         ok = {"fused": met["floor"], "hand numba": met["hand numba"], "numpy": met["numpy"]}.get(name)
         rel = f"fused {ratios[name]:.2f}x" if name == "hand numba" else (
             f"{ratios['numpy']:.2f}x fused" if name == "numpy" else "")

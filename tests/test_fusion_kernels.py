@@ -16,7 +16,6 @@ import numpy as np
 import pytest
 
 from labgrad.backends import get_backend
-from labgrad.backends import fusion_cpu
 from labgrad.backends.fusion import FusedKernel, FusionError
 from labgrad.backends.fusion_cpu import cache_info, compile_cpu, have_numba
 from labgrad.backends.fusion_cuda import CudaSource, check_source, nvrtc_available, nvrtc_compile
@@ -380,8 +379,12 @@ def _unique_kernels(sources):
 @pytest.mark.parametrize("kind", ["sum", "mean", "max"])
 @pytest.mark.parametrize("dtype", ["float32", "float64", "int8", "bool"])
 def test_cuda_reduction_source_compiles_with_nvrtc(kind, dtype):
-    steps = [("y", E.logical_not, ("x",), {})] if dtype == "bool" else \
-        [("e", E.sub, ("x", "m"), {}), ("y", E.exp if dtype.startswith("f") else E.mul, ("e",) if dtype.startswith("f") else ("e", "e"), {})]
+    if dtype == "bool":
+        steps = [("y", E.logical_not, ("x",), {})]
+    elif dtype.startswith("float"):
+        steps = [("e", E.sub, ("x", "m"), {}), ("y", E.exp, ("e",), {})]
+    else:
+        steps = [("e", E.sub, ("x", "m"), {}), ("y", E.mul, ("e", "e"), {})]
     k = FusedKernel([("x", dtype, None), ("m", dtype, None)], steps, ["y", "e"] if dtype != "bool" else ["y"],
                     reduce=(kind, (1,), True))
     ptx = nvrtc_compile(check_source(k), f"{kind}_{dtype}.cu")
@@ -395,3 +398,70 @@ def test_cuda_chain_compiles_and_a_broken_source_is_reported():
     assert f".entry {k.name}" in ptx and ".f64" not in ptx      # float32 all the way
     with pytest.raises(RuntimeError, match="undefined"):
         nvrtc_compile(check_source(k).replace("t3 * 0.5f", "t3 * undefined_thing"), "broken.cu")
+
+
+# ---------------------------------------------------------------- random programs
+
+RANDOM_OPS = ["add", "sub", "mul", "maximum", "minimum", "where", "relu", "leaky_relu", "tanh",
+              "sigmoid", "neg", "abs", "clip", "cast", "gt", "le", "logical_and", "logical_not",
+              "relu_grad", "tanh_grad", "sign", "sin"]
+
+
+def random_program(seed):
+    """A random group of 8 steps over inputs of mixed dtypes and broadcastable shapes, with the
+    reference values computed step by step by each op's eager ``forward``."""
+    rng = np.random.default_rng(seed)
+    shapes = [(4, 5), (5,), (4, 1), ()]
+    inputs, values = [], {}
+    for k in range(4):
+        dtype = rng.choice(["float32", "float32", "float64", "int32", "bool"])
+        name = f"x{k}"
+        inputs.append((name, dtype, None))
+        values[name] = sample(rng, dtype, shapes[k])
+    steps = []
+    while len(steps) < 8:
+        op = REGISTRY[str(rng.choice(RANDOM_OPS))]
+        names = list(values)
+        refs = [str(rng.choice(names[-4:] if rng.random() < 0.7 else names)) for _ in range(arity(op))]
+        if rng.random() < 0.2 and len(refs) == 2:
+            refs[1] = float(rng.choice([0.5, 2.0, -1.5])) if rng.random() < 0.5 else int(rng.integers(1, 3))
+        attrs = ATTRS.get(op.name, {"dtype": np.dtype(str(rng.choice(["float32", "int32", "bool"])))}
+                          if op.name == "cast" else {})
+        try:
+            with np.errstate(all="ignore"):
+                value = np.asarray(op.forward(np, *[values[r] if isinstance(r, str) else r for r in refs], **attrs))
+        except TypeError:
+            continue
+        if value.dtype == np.float16:
+            continue
+        name = f"s{len(steps)}x"
+        steps.append((name, op, tuple(refs), attrs))
+        values[name] = value
+    outputs = [steps[-1][0], steps[len(steps) // 2][0]]
+    return inputs, steps, outputs, values
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("seed", range(40))
+def test_random_programs_match_eager_step_by_step(seed, engine):
+    inputs, steps, outputs, values = random_program(seed)
+    kernel = FusedKernel(inputs, steps, outputs)
+    with np.errstate(all="ignore"):
+        got = compile_cpu(kernel, engine)(*[values[name] for name, _, _ in inputs])
+    for g, name in zip(got, outputs):
+        want = values[name]
+        assert (g.dtype, g.shape) == (want.dtype, want.shape), name
+        if want.dtype.kind == "f":
+            tol = 1e-5 if want.dtype == np.float32 else 1e-12
+            np.testing.assert_allclose(g, want, rtol=tol, atol=tol, equal_nan=True, err_msg=kernel.expressions()[name])
+        else:
+            np.testing.assert_array_equal(g, want, err_msg=kernel.expressions()[name])
+
+
+def test_step_dtypes_given_by_the_graph_are_used():
+    avals = [Aval((3,), "float32"), 0.5]
+    dtype = E.mul.infer(*avals).dtype
+    k = FusedKernel([("x", "float32", (3,))], [("y", E.mul, ("x", 0.5), {}, dtype)], ["y"])
+    assert k.outputs[0].dtype == np.float32
+    forced = FusedKernel([("x", "float32", (3,))], [("y", E.mul, ("x", 0.5), {}, "float64")], ["y"])
+    assert compile_cpu(forced)(np.ones(3, np.float32)).dtype == np.float64
