@@ -465,3 +465,16 @@ def test_step_dtypes_given_by_the_graph_are_used():
     assert k.outputs[0].dtype == np.float32
     forced = FusedKernel([("x", "float32", (3,))], [("y", E.mul, ("x", 0.5), {}, "float64")], ["y"])
     assert compile_cpu(forced)(np.ones(3, np.float32)).dtype == np.float64
+
+
+def test_cupy_kernel_objects_are_built_from_the_source():
+    """Constructing CuPy's kernels needs no GPU (they compile on first launch)."""
+    cupy = pytest.importorskip("cupy", reason="CuPy is not installed")
+    from labgrad.backends.fusion_cuda import compile_cuda
+
+    k = FusedKernel([("x", "float32", None), ("m", "float32", None)],
+                    [("z", E.sub, ("x", "m"), {}), ("e", E.exp, ("z",), {})], ["e", "z"])
+    built = compile_cuda(k, cupy)._build()
+    assert type(built).__name__ == "ElementwiseKernel" and (built.nin, built.nout) == (2, 2)
+    r = FusedKernel([("x", "float32", None)], [("e", E.exp, ("x",), {})], ["e"], reduce=("mean", (1,), True))
+    assert [type(b).__name__ for b in compile_cuda(r, cupy)._build()] == ["ReductionKernel"]

@@ -298,13 +298,17 @@ class CudaKernel:
                                    reduce_type=r["reduce_type"], preamble=src.preamble)
                 for r in src.reductions]
 
-    def __call__(self, *arrays):
+    def __call__(self, *arrays, out=None):
+        """Run on CuPy arrays; ``out`` (array or tuple) receives an elementwise kernel's results."""
         if self._built is None:
             self._built = self._build()
         k = self.kernel
         arrays = [self._cp.asarray(a, dtype=i.dtype) for a, i in zip(arrays, k.inputs)]
         if k.reduce is None:
-            return self._built(*arrays)
+            outs = () if out is None else (tuple(out) if isinstance(out, (tuple, list)) else (out,))
+            return self._built(*arrays, *outs)
+        if out is not None:
+            raise TypeError(f"{k.name}: out= is for elementwise kernels; a reduction returns new arrays")
         shape = np.broadcast_shapes(*[a.shape for a in arrays])
         arrays = [self._cp.broadcast_to(a, shape) for a in arrays]
         axes = k.reduce.axes
