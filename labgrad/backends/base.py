@@ -78,6 +78,12 @@ class Backend:
         """A random generator of this device's array module."""
         raise NotImplementedError
 
+    def compile_fused(self, kernel):
+        """Compile a ``fusion.FusedKernel`` for this device: a callable taking this backend's
+        arrays (one per kernel input) and returning the output array(s); its ``.source`` is
+        the generated code a student can read."""
+        raise NotImplementedError(f"{type(self).__name__} cannot compile fused kernels")
+
     def __repr__(self):
         return f"<{type(self).__name__} {self.device}>"
 

@@ -48,6 +48,12 @@ class CupyBackend(Backend):
         with self._cuda_device:
             return self.xp.random.default_rng(seed)
 
+    def compile_fused(self, kernel):
+        """A CuPy ``ElementwiseKernel`` (or ``ReductionKernel``) for the group."""
+        from .fusion_cuda import compile_cuda
+
+        return compile_cuda(kernel, self.xp)
+
 
 class CudaEventTimer:
     """Elapsed GPU time between two CUDA events (wall-clock time would miss queued work)."""

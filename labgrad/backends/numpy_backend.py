@@ -22,3 +22,9 @@ class NumpyBackend(Backend):
 
     def random(self, seed):
         return np.random.default_rng(seed)
+
+    def compile_fused(self, kernel):
+        """A Numba loop over the group (or NumPy with ``out=`` buffers without Numba)."""
+        from .fusion_cpu import compile_cpu
+
+        return compile_cpu(kernel)
