@@ -11,5 +11,7 @@ from .activation import GELU, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh  # noqa: F
 from .flatten import Flatten  # noqa: F401
 from .dropout import Dropout  # noqa: F401
 from .conv import AvgPool2d, Conv2d, MaxPool2d  # noqa: F401
-from .loss import CrossEntropyLoss, MSELoss  # noqa: F401
+from .loss import BCEWithLogitsLoss, CrossEntropyLoss, L1Loss, MSELoss, NLLLoss  # noqa: F401
+from .normalization import BatchNorm1d, BatchNorm2d, LayerNorm  # noqa: F401
+from .embedding import Embedding  # noqa: F401
 from . import init  # noqa: F401
