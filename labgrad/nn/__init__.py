@@ -15,3 +15,6 @@ from .loss import BCEWithLogitsLoss, CrossEntropyLoss, L1Loss, MSELoss, NLLLoss 
 from .normalization import BatchNorm1d, BatchNorm2d, LayerNorm  # noqa: F401
 from .embedding import Embedding  # noqa: F401
 from . import init  # noqa: F401
+from .callbacks import Callback, EarlyStopping, ModelCheckpoint  # noqa: F401
+from .trainer import History, Trainer  # noqa: F401
+from . import callbacks, metrics  # noqa: F401
