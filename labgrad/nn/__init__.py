@@ -18,3 +18,6 @@ from . import init  # noqa: F401
 from .callbacks import Callback, EarlyStopping, ModelCheckpoint  # noqa: F401
 from .trainer import History, Trainer  # noqa: F401
 from . import callbacks, metrics  # noqa: F401
+from .merge import Add, Concat  # noqa: F401
+from .config import (ConfigError, Network, from_config, load_config, register_layer,  # noqa: F401
+                     save_config, to_config)
