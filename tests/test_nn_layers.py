@@ -216,3 +216,23 @@ def test_module_names_are_name_scopes_on_graph_nodes():
     assert scopes["relu"] == "Sequential/2:ReLU"
     eager = model(lg.ones(2, 4))
     assert eager.grad_fn.scope == "Sequential/2:ReLU"
+
+
+def test_drawings_of_a_traced_model_group_nodes_by_module():
+    viz = pytest.importorskip("viz")
+    pytest.importorskip("graphviz")
+    lg.manual_seed(0)
+    net = nn.from_config({"name": "block", "inputs": ["x"], "layers": [
+        {"name": "fc", "type": "Linear", "params": {"in_features": 4, "out_features": 4}},
+        {"name": "norm", "type": "LayerNorm", "params": {"normalized_shape": 4}},
+        {"name": "skip", "type": "Add", "bottom": ["x", "norm"]}]})
+
+    @lg.jit
+    def forward(x):
+        return net(x)
+
+    forward(lg.ones(2, 4))
+    view = viz.draw(forward, group=True)
+    assert view.num_clusters >= 4                       # block, and fc / norm / skip inside it
+    for name in ("block", "fc", "norm", "skip"):
+        assert f'label="{name}"' in view.dot or f"label={name}" in view.dot, name
