@@ -320,6 +320,8 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=Tr
     are moved towards them in place: ``running = (1 - momentum) * running + momentum * batch``
     (the variance stored there is the unbiased one, as in PyTorch). In evaluation the running
     estimates are used, so one example's output no longer depends on the rest of its batch.
+    Under ``lg.jit`` the running update is traced as a state update; in a define-and-run graph
+    built on placeholders the tensors are constants, so only the normalization is in the graph.
     """
     x = _t(x)
     if x.ndim < 2:
@@ -331,14 +333,17 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=Tr
         mean = x.mean(axis=axes, keepdims=True)
         var = x.var(axis=axes, keepdims=True)
         if running_mean is not None:
-            n = 1
-            for a in axes:
-                n *= x.shape[a]
+            sizes = [x.shape[a] for a in axes]
             with no_grad():
+                if None in sizes:    # batch size unknown until run time (a placeholder): ask the op
+                    unbiased = x.detach().var(axis=axes, ddof=1)
+                else:
+                    n = int(np.prod(sizes))
+                    unbiased = var.detach().reshape(-1) * (n / builtins_max(n - 1, 1))
                 running_mean *= 1 - momentum
                 running_mean += momentum * mean.detach().reshape(-1)
                 running_var *= 1 - momentum
-                running_var += (momentum * n / builtins_max(n - 1, 1)) * var.detach().reshape(-1)
+                running_var += momentum * unbiased
     else:
         mean, var = running_mean.reshape(shape), running_var.reshape(shape)
     y = (x - mean) / (var + eps).sqrt()

@@ -236,3 +236,13 @@ def test_drawings_of_a_traced_model_group_nodes_by_module():
     assert view.num_clusters >= 4                       # block, and fc / norm / skip inside it
     for name in ("block", "fc", "norm", "skip"):
         assert f'label="{name}"' in view.dot or f"label={name}" in view.dot, name
+
+
+def test_batchnorm_builds_in_a_static_graph_with_an_unknown_batch_size():
+    bn = nn.BatchNorm1d(3)
+    x = np.random.default_rng(0).standard_normal((5, 3)).astype(np.float32)
+    f = lg.compile(bn(lg.placeholder((None, 3), name="a")))
+    np.testing.assert_allclose(f(x).numpy(), (x - x.mean(0)) / np.sqrt(x.var(0) + 1e-5), rtol=1e-4, atol=1e-5)
+    bn.eval()
+    np.testing.assert_allclose(lg.compile(bn(lg.placeholder((None, 3), name="a")))(x).numpy(), x / np.sqrt(1 + 1e-5),
+                               rtol=1e-5)
