@@ -9,6 +9,7 @@ import numpy as np
 
 from .dispatch import apply
 from .autograd import no_grad
+from .context import context
 from .errors import DTypeError, ShapeError, format_location, user_location
 from .ops import conv, elementwise as ew, linalg, nn, reduce as red, shape as sh
 from .random import generator
@@ -332,7 +333,9 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=Tr
     if training:
         mean = x.mean(axis=axes, keepdims=True)
         var = x.var(axis=axes, keepdims=True)
-        if running_mean is not None:
+        # eager tensors and lg.jit traces update the running statistics; a define-and-run graph
+        # (placeholders, no tracer) cannot write to tensors, so it leaves them alone entirely
+        if running_mean is not None and (isinstance(x, Tensor) or context.tracer is not None):
             sizes = [x.shape[a] for a in axes]
             with no_grad():
                 if None in sizes:    # batch size unknown until run time (a placeholder): ask the op

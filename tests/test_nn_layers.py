@@ -243,6 +243,7 @@ def test_batchnorm_builds_in_a_static_graph_with_an_unknown_batch_size():
     x = np.random.default_rng(0).standard_normal((5, 3)).astype(np.float32)
     f = lg.compile(bn(lg.placeholder((None, 3), name="a")))
     np.testing.assert_allclose(f(x).numpy(), (x - x.mean(0)) / np.sqrt(x.var(0) + 1e-5), rtol=1e-4, atol=1e-5)
+    assert bn.running_mean.tolist() == [0, 0, 0] and bn.running_var.tolist() == [1, 1, 1]   # a graph cannot write them
     bn.eval()
     np.testing.assert_allclose(lg.compile(bn(lg.placeholder((None, 3), name="a")))(x).numpy(), x / np.sqrt(1 + 1e-5),
                                rtol=1e-5)
