@@ -256,7 +256,9 @@ def dropout(x, p=0.5, training=True):
     backend = getattr(x, "_backend", None)
     if backend is None:
         raise TypeError(f"dropout(training=True) needs an eager Tensor to draw its random mask, "
-                        f"got {type(x).__name__}")
+                        f"got {type(x).__name__}: graphs (lg.jit, lg.compile) have no random op yet. "
+                        f"Train this model eagerly (e.g. nn.Trainer(..., jit=False)), or compile only "
+                        f"evaluation, after model.eval(){format_location(user_location())}")
     keep = generator(backend).random(tuple(x.shape)) >= p
     mask = Tensor._wrap((keep * (1.0 / (1.0 - p))).astype(x.dtype), backend)
     return x * mask

@@ -208,3 +208,12 @@ def test_progress_bar_with_tqdm_without_it_and_off(capsys, monkeypatch):
     assert out.out.startswith("epoch 2/2: loss ") and out.err == ""
     trainer.fit(moons, epochs=1, progress=False)
     assert capsys.readouterr() == ("", "")
+
+
+def test_dropout_under_jit_says_what_to_do_instead():
+    model = nn.Sequential(nn.Linear(2, 4), nn.Dropout(0.5), nn.Linear(4, 2))
+    trainer = nn.Trainer(model, lg.optim.SGD(model.parameters(), lr=0.1), jit=True)
+    with pytest.raises(TypeError, match=r"no random op yet.*jit=False"):
+        trainer.fit(datasets.two_moons("train"), epochs=1, progress=False)
+    assert model.training                                    # the mode is restored after the error
+    assert trainer.evaluate(datasets.two_moons("test"))["loss"] > 0     # evaluation compiles fine

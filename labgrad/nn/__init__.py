@@ -3,6 +3,10 @@
 A ``Module`` owns parameters (plain Tensors that require grad) and sub-modules, found by
 assignment; ``parameters()`` hands them to an optimizer, ``state_dict()`` to ``lg.save``.
 Note that ``Linear.weight`` is ``(in_features, out_features)``: ``y = x @ W + b``.
+
+Above the layers: ``Trainer`` (fit / evaluate / predict, with callbacks such as
+``ModelCheckpoint`` and ``EarlyStopping``) and declarative models (``from_config`` /
+``to_config``: a model as a dict, JSON or YAML file).
 """
 from .module import Module, Parameter, StateDictError  # noqa: F401
 from .container import ModuleList, Sequential  # noqa: F401
