@@ -8,7 +8,9 @@ from __future__ import annotations
 import numpy as np
 
 from .dispatch import apply
-from .errors import ShapeError, format_location, user_location
+from .autograd import no_grad
+from .context import context
+from .errors import DTypeError, ShapeError, format_location, user_location
 from .ops import conv, elementwise as ew, linalg, nn, reduce as red, shape as sh
 from .random import generator
 from .tensor import OpsMixin, Tensor, _axis
@@ -254,10 +256,141 @@ def dropout(x, p=0.5, training=True):
     backend = getattr(x, "_backend", None)
     if backend is None:
         raise TypeError(f"dropout(training=True) needs an eager Tensor to draw its random mask, "
-                        f"got {type(x).__name__}")
+                        f"got {type(x).__name__}: graphs (lg.jit, lg.compile) have no random op yet. "
+                        f"Train this model eagerly (e.g. nn.Trainer(..., jit=False)), or compile only "
+                        f"evaluation, after model.eval(){format_location(user_location())}")
     keep = generator(backend).random(tuple(x.shape)) >= p
     mask = Tensor._wrap((keep * (1.0 / (1.0 - p))).astype(x.dtype), backend)
     return x * mask
 
 
+# ---- more losses and normalization (compositions of existing ops; autograd differentiates them)
+def _check_same_shape(opname, a, b, what=("input", "target")):
+    if None not in tuple(a.shape) + tuple(b.shape) and tuple(a.shape) != tuple(b.shape):
+        raise ShapeError(f"{opname}: the {what[0]} has shape {sh.fmt_shape(a.shape)} but the {what[1]} "
+                         f"has shape {sh.fmt_shape(b.shape)}; they must match element for element "
+                         f"(reshape the target, e.g. target.reshape(pred.shape)){format_location(user_location())}")
+
+
+def l1_loss(pred, target):
+    """Mean absolute error ``mean(|pred - target|)``: less swayed by outliers than MSE."""
+    pred, target = _t(pred), _t(target)
+    _check_same_shape("l1_loss", pred, target)
+    return (pred - target).abs().mean()
+
+
+def nll_loss(log_probs, targets):
+    """Mean negative log-likelihood: ``-mean(log_probs[i, targets[i]])``.
+
+    Takes *log*-probabilities (N, C), e.g. from ``log_softmax``; ``nll_loss(log_softmax(z), t)``
+    equals ``cross_entropy(z, t)``. The pick is written as a product with ``one_hot(targets)``,
+    so the same code runs eagerly, under ``lg.jit`` and in a static graph.
+    """
+    log_probs, targets = _t(log_probs), _t(targets)
+    if targets.dtype.kind not in "iu":
+        raise DTypeError(f"nll_loss: targets must be integer class indices of shape (N,), got dtype "
+                         f"{targets.dtype}; convert with targets.astype('int64')"
+                         f"{format_location(user_location())}")
+    if log_probs.ndim != 2 or targets.ndim != 1 or (None not in (log_probs.shape[0], targets.shape[0])
+                                                   and log_probs.shape[0] != targets.shape[0]):
+        raise ShapeError(f"nll_loss: expects log-probabilities of shape (N, C) and targets of shape (N,), "
+                         f"got {sh.fmt_shape(log_probs.shape)} and {sh.fmt_shape(targets.shape)}"
+                         f"{format_location(user_location())}")
+    picked = (log_probs * one_hot(targets, log_probs.shape[1], dtype=log_probs.dtype)).sum(axis=1)
+    return -picked.mean()
+
+
+def binary_cross_entropy_with_logits(logits, target):
+    """Mean binary cross-entropy of ``sigmoid(logits)`` against targets in [0, 1], computed stably.
+
+    The textbook ``-(y log s + (1-y) log(1-s))`` with ``s = sigmoid(z)`` gives ``log(0)`` for
+    large ``|z|``. Rewritten, it is ``log(1 + exp(z)) - z*y = logsumexp([0, z]) - z*y``, and
+    ``logsumexp`` subtracts the max before exponentiating, so nothing overflows. (The popular
+    ``max(z, 0) - z*y + log(1 + exp(-|z|))`` is as stable, but its two kinks at 0 would give a
+    wrong gradient there, ``-y`` instead of ``sigmoid(0) - y``, under subgradient conventions.)
+    """
+    logits, target = _t(logits), _t(target)
+    _check_same_shape("binary_cross_entropy_with_logits", logits, target, ("logits", "target"))
+    pairs = stack([logits * 0, logits], axis=-1)
+    return (pairs.logsumexp(axis=-1) - logits * target).mean()
+
+
+def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=True, momentum=0.1,
+               eps=1e-5):
+    """Normalize each channel (axis 1) over the batch (and spatial axes), then scale and shift.
+
+    In training the statistics are the batch's own (biased variance), and the running estimates
+    are moved towards them in place: ``running = (1 - momentum) * running + momentum * batch``
+    (the variance stored there is the unbiased one, as in PyTorch). In evaluation the running
+    estimates are used, so one example's output no longer depends on the rest of its batch.
+    Under ``lg.jit`` the running update is traced as a state update; in a define-and-run graph
+    built on placeholders the tensors are constants, so only the normalization is in the graph.
+    """
+    x = _t(x)
+    if x.ndim < 2:
+        raise ShapeError(f"batch_norm: needs a batch (N, C, ...), got shape {sh.fmt_shape(x.shape)}"
+                         f"{format_location(user_location())}")
+    axes = (0,) + tuple(range(2, x.ndim))
+    shape = (1, -1) + (1,) * (x.ndim - 2)
+    if training:
+        mean = x.mean(axis=axes, keepdims=True)
+        var = x.var(axis=axes, keepdims=True)
+        # eager tensors and lg.jit traces update the running statistics; a define-and-run graph
+        # (placeholders, no tracer) cannot write to tensors, so it leaves them alone entirely
+        if running_mean is not None and (isinstance(x, Tensor) or context.tracer is not None):
+            sizes = [x.shape[a] for a in axes]
+            with no_grad():
+                if None in sizes:    # batch size unknown until run time (a placeholder): ask the op
+                    unbiased = x.detach().var(axis=axes, ddof=1)
+                else:
+                    n = int(np.prod(sizes))
+                    unbiased = var.detach().reshape(-1) * (n / builtins_max(n - 1, 1))
+                running_mean *= 1 - momentum
+                running_mean += momentum * mean.detach().reshape(-1)
+                running_var *= 1 - momentum
+                running_var += momentum * unbiased
+    else:
+        mean, var = running_mean.reshape(shape), running_var.reshape(shape)
+    y = (x - mean) / (var + eps).sqrt()
+    if weight is not None:
+        y = y * weight.reshape(shape)
+    if bias is not None:
+        y = y + bias.reshape(shape)
+    return y
+
+
+def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5):
+    """Normalize over the last ``len(normalized_shape)`` axes of each example, then scale and
+    shift: the same in training and evaluation, and independent of the batch size."""
+    x = _t(x)
+    normalized_shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+    k = len(normalized_shape)
+    if tuple(x.shape[x.ndim - k:]) != normalized_shape:
+        raise ShapeError(f"layer_norm: the input's last {k} axes must have shape {normalized_shape}, "
+                         f"got input shape {sh.fmt_shape(x.shape)}{format_location(user_location())}")
+    axes = tuple(range(x.ndim - k, x.ndim))
+    mean = x.mean(axis=axes, keepdims=True)
+    var = x.var(axis=axes, keepdims=True)
+    y = (x - mean) / (var + eps).sqrt()
+    if weight is not None:
+        y = y * weight
+    if bias is not None:
+        y = y + bias
+    return y
+
+
+def embedding(indices, weight):
+    """Rows of ``weight`` picked by integer ``indices`` (any shape): output ``indices.shape + (dim,)``.
+
+    It is indexing, ``weight[indices]``; its gradient adds into the picked rows (a row picked
+    twice gets both gradients).
+    """
+    indices = _t(indices)
+    if indices.dtype.kind not in "iu":
+        raise DTypeError(f"embedding: indices must be integers, got dtype {indices.dtype}; convert "
+                         f"with indices.astype('int64'){format_location(user_location())}")
+    return weight[indices]
+
+
 builtins_sum = __builtins__["sum"] if isinstance(__builtins__, dict) else __builtins__.sum
+builtins_max = __builtins__["max"] if isinstance(__builtins__, dict) else __builtins__.max

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
+from .config import to_config
 from .module import Module
 
 
@@ -53,6 +54,10 @@ class Sequential(Module):
         """Add a layer at the end; it is named by its position."""
         setattr(self, str(len(self._modules)), module)
         return self
+
+    def to_config(self):
+        """This model as a declarative config (``nn.from_config`` builds it again)."""
+        return to_config(self)
 
 
 class ModuleList(Module):

@@ -20,3 +20,32 @@ class MSELoss(Module):
 
     def forward(self, pred, target):
         return F.mse_loss(pred, target)
+
+
+class L1Loss(Module):
+    """Mean absolute error ``mean(|pred - target|)``; its gradient is ``sign(pred - target) / n``,
+    the same size for every wrong prediction, so outliers pull less than with MSE."""
+
+    def forward(self, pred, target):
+        return F.l1_loss(pred, target)
+
+
+class NLLLoss(Module):
+    """Mean negative log-likelihood of integer ``targets`` (N,) given log-probabilities (N, C).
+
+    Pair it with ``LogSoftmax``-style outputs: ``NLLLoss()(F.log_softmax(z), t)`` equals
+    ``CrossEntropyLoss()(z, t)``.
+    """
+
+    def forward(self, log_probs, targets):
+        return F.nll_loss(log_probs, targets)
+
+
+class BCEWithLogitsLoss(Module):
+    """Binary cross-entropy on raw logits (sigmoid inside), stable for any logit size.
+
+    Targets are floats in [0, 1] with the same shape as the logits.
+    """
+
+    def forward(self, logits, target):
+        return F.binary_cross_entropy_with_logits(logits, target)

@@ -7,5 +7,6 @@ The training step is always the same three lines::
 from .optimizer import Optimizer  # noqa: F401
 from .sgd import SGD  # noqa: F401
 from .adam import Adam, AdamW  # noqa: F401
+from .rmsprop import RMSprop  # noqa: F401
 from .lr_scheduler import CosineAnnealingLR, LRScheduler, StepLR  # noqa: F401
 from . import lr_scheduler  # noqa: F401
