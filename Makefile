@@ -15,7 +15,7 @@ LAB_ARGS ?= --ip=127.0.0.1 $(if $(filter 0,$(shell id -u)),--allow-root)
 # (graphviz-pure, jupyter) are found by the code under test and by notebook kernels.
 RUN := PATH="$(abspath $(BIN)):$$PATH"
 
-.PHONY: all lab install install-test test bench student grade clean distclean
+.PHONY: all lab install install-test test bench notebooks student grade clean distclean
 
 all: test
 
@@ -54,6 +54,11 @@ grade: install-test
 
 bench: install
 	$(RUN) $(BIN)/python benchmarks/run_all.py
+
+# Re-execute every chapter and exercise in place (after changing the engine or a notebook), as a
+# CPU-only install runs them; commit the result: CI compares these outputs (nbval).
+notebooks: install-test
+	$(RUN) $(BIN)/python course/tools/execute.py course/[0-9]*.ipynb exercises/[0-9]*.ipynb
 
 clean:
 	rm -rf build dist *.egg-info .pytest_cache .hypothesis
