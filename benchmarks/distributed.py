@@ -120,6 +120,15 @@ def _size(b):
 
 
 def main():
+    mpiexec = shutil.which("mpiexec", path=os.path.dirname(sys.executable))
+    try:
+        import mpi4py  # noqa: F401
+    except ImportError:
+        mpiexec = None
+    if mpiexec is None:
+        print("distributed benchmark skipped: needs mpi4py and mpiexec in this environment "
+              "(pip install -e '.[dist]')")
+        return 0
     print(f"distributed benchmark: labgrad {lg.__version__}, {os.cpu_count()} CPUs"
           f"{', QUICK mode' if _timing.QUICK else ''}")
     ar = launch("allreduce", 2)

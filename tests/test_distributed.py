@@ -37,6 +37,19 @@ def mpirun(scenario, out, n=2, timeout=90):
 
 
 @needs_mpi
+def test_a_script_run_without_a_launcher_is_a_job_of_one(tmp_path):
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(HERE.parent), os.environ.get("PYTHONPATH", "")]))
+    proc = subprocess.run([sys.executable, str(HERE / "dist_worker.py"), "ddp", str(tmp_path)],
+                          capture_output=True, text=True, timeout=90, env=env)
+    assert proc.returncode == 0, proc.stderr
+    model, batches = dist_worker.model_and_data()
+    dist_worker.train(model, batches)
+    got = np.load(tmp_path / "params0.npz")
+    for k, v in model.state_dict().items():
+        np.testing.assert_array_equal(got[k], v.numpy())
+
+
+@needs_mpi
 def test_collectives_agree_on_every_rank(tmp_path):
     proc, _ = mpirun("collectives", tmp_path)
     assert proc.returncode == 0, proc.stderr
