@@ -188,3 +188,34 @@ def test_peaks_and_roofline():
     assert mm["intensity"] == pytest.approx(2 * n ** 3 / (3 * 4 * n * n))
     assert mm["bound"] == "compute" and mm["roof"] == 1e10
     assert mm["attained"] == pytest.approx(2 * n ** 3 / mm["seconds"])
+
+
+def test_ops_traced_by_jit_are_not_counted_as_ops_that_ran():
+    @lg.jit
+    def f(x):
+        return (x * 2).exp().sum()
+
+    x = lg.ones(3)
+    with lg.profiler.profile() as prof:
+        f(x)
+    assert {e.category for e in prof.events} == {"trace"}
+    assert all(e.flops is None for e in prof.events) and prof.memory.allocations == []
+    assert prof.roofline(lg.profiler.Peaks("cpu", 1e9, 1e9)) == []
+
+
+def test_the_profiler_composes_with_other_hooks():
+    from labgrad.context import Hook
+
+    seen = []
+
+    class Count(Hook):
+        def on_op(self, op, inputs, attrs, run, phase):
+            seen.append((op.name, phase))
+            return run()
+
+    x = lg.tensor([1.0, 2.0], requires_grad=True)
+    with context.installed(Count()):
+        with lg.profiler.profile() as prof:
+            (x * 3).sum().backward()
+    assert [(e.name, e.phase) for e in prof.events] == seen
+    assert x.grad.tolist() == [3.0, 3.0]

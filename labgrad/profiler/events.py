@@ -19,7 +19,8 @@ class Event:
 
     ``name``      the op's name (``"matmul"``), a range's or kernel's name
     ``category``  ``"op"`` (an eager op or backward rule), ``"range"`` (``record``),
-                  ``"comm"`` (communication), ``"kernel"`` (compiled code)
+                  ``"comm"`` (communication), ``"kernel"`` (compiled code), ``"trace"``
+                  (an op recorded by ``lg.jit`` while tracing: it did not run)
     ``phase``     ``"forward"`` or ``"backward"`` for ops; ``None`` otherwise
     ``start``     seconds since the profile started (host clock)
     ``dur``       total seconds, children included (device time on a GPU)

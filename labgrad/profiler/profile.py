@@ -107,6 +107,8 @@ class Profile(Hook):
             self.events[event.parent].children_time += dur
 
     def on_op(self, op, inputs, attrs, run, phase):
+        if context.tracer is not None:     # lg.jit records the op into a graph: nothing runs
+            return self._traced(op, run)
         backend = _backend_of(inputs)
         index = self._open(op.name, "op", phase, str(backend.device))
         event = self.events[index]
@@ -137,6 +139,14 @@ class Profile(Hook):
         if self.memory is not None:
             self.memory.track(out, op.name, phase, index)
         return out
+
+    def _traced(self, op, run):
+        index = self._open(op.name, "trace", None, "cpu")
+        t = time.perf_counter()
+        try:
+            return run()
+        finally:
+            self._close(index, time.perf_counter() - t)
 
     # ---- spans: ranges, communication, compiled kernels
     def begin(self, name, category="range", device=None, **args):
