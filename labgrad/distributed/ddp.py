@@ -195,6 +195,12 @@ class DistributedDataParallel:
                 f"some parameters are unused, or freeze them with requires_grad_(False) before "
                 f"wrapping the model.")
 
+    def remove_hooks(self):
+        """Take the gradient hooks off the model's parameters (to use the bare model alone)."""
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []
+
     # ---- behaving like the model
     def __call__(self, *args, **kwargs):
         self._check_no_pending()
