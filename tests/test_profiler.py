@@ -106,17 +106,35 @@ def test_chrome_trace_has_the_fields_and_nests_per_thread(tmp_path):
     assert cats["outer"] == "range"
     assert {e["tid"] for e in events} == {0, 1}
     assert [e["name"] for e in events if e["tid"] == 1] == ["mul", "exp"]
-    for tid in (0, 1):      # complete events of a thread nest: a stack check over start order
-        stack = []
-        for e in sorted((e for e in events if e["tid"] == tid), key=lambda e: (e["ts"], -e["dur"])):
-            while stack and stack[-1] <= e["ts"]:
-                stack.pop()
-            assert not stack or e["ts"] + e["dur"] <= stack[-1] + 1e-3
-            stack.append(e["ts"] + e["dur"])
+    for tid in (0, 1):
+        _assert_nested([e for e in events if e["tid"] == tid])
     names = {e["name"] for e in trace["traceEvents"] if e["ph"] == "M"}
     assert names == {"process_name", "thread_name"}
     counters = [e for e in trace["traceEvents"] if e["ph"] == "C"]
     assert counters and all("bytes" in e["args"] for e in counters)
+
+
+def _assert_nested(events):
+    """Complete events of one thread nest: a stack check over start order."""
+    stack = []
+    for e in sorted(events, key=lambda e: (e["ts"], -e["dur"])):
+        while stack and stack[-1] <= e["ts"]:
+            stack.pop()
+        assert not stack or e["ts"] + e["dur"] <= stack[-1] + 1e-3, e
+        stack.append(e["ts"] + e["dur"])
+
+
+def test_module_scopes_enclose_their_ops_in_the_trace():
+    prof = _step()
+    events = [e for e in lg.profiler.chrome_trace(prof)["traceEvents"] if e["ph"] == "X"]
+    scopes = [e for e in events if e["cat"] == "scope"]
+    assert sorted(e["args"]["scope"] for e in scopes) == [
+        "Sequential", "Sequential/0:Linear", "Sequential/1:ReLU", "Sequential/2:Linear"]
+    _assert_nested(events)
+    linear = next(e for e in scopes if e["args"]["scope"] == "Sequential/0:Linear")
+    inside = [e["name"] for e in events if e["cat"] == "forward"
+              and linear["ts"] <= e["ts"] and e["ts"] + e["dur"] <= linear["ts"] + linear["dur"]]
+    assert inside == ["matmul", "add"]
 
 
 def test_memory_timeline_counts_op_outputs_until_they_are_freed():

@@ -6,6 +6,7 @@ Each event becomes a complete event (``"ph": "X"``) with ``ts`` and ``dur`` in m
 id), ``tid`` (a small number per thread), ``cat`` (``"forward"``, ``"backward"``, ``"range"``,
 ``"comm"``, ``"kernel"``) and ``args`` (phase, device, shapes, dtypes, flops, bytes, scope).
 Viewers nest complete events of one thread by time, so an event's children sit under it.
+Name scopes (module calls) become enclosing ``"scope"`` events (see ``scope_events``).
 The memory timeline becomes a counter track (``"ph": "C"``, name ``"memory"``), and
 metadata events (``"ph": "M"``) name the process and threads.
 """
@@ -53,11 +54,53 @@ def chrome_trace(prof):
         out.append({"name": e.key, "cat": e.phase or e.category, "ph": "X",
                     "ts": round(e.start * 1e6, 3), "dur": round(e.dur * 1e6, 3),
                     "pid": pid, "tid": tids[e.tid], "args": args})
+    out.extend(scope_events(prof, pid, tids))
     if prof.memory is not None:
         for t, live in prof.memory.points:
             out.append({"name": "memory", "ph": "C", "ts": round(t * 1e6, 3), "pid": pid,
                         "tid": 0, "args": {"bytes": live}})
     return {"traceEvents": out, "displayTimeUnit": "ms"}
+
+
+def scope_events(prof, pid, tids):
+    """Name scopes (``nn.Module`` calls, ``lg.name_scope``) as enclosing events, ``cat: "scope"``.
+
+    Consecutive ops of one thread, under the same parent, whose scopes share a prefix are
+    covered by one event per scope level (``Sequential``, then ``Sequential/0:Linear``), from
+    the first op's start to the last op's end; so the viewer shows the model's structure
+    above its ops. Derived from the ops' ``scope``: nothing is timed for them.
+    """
+    out = []
+    open_ = {}          # (tid, parent) -> [[name, start, end], ...], outermost first
+
+    def close(key, keep):
+        segments = open_.get(key, [])
+        while len(segments) > keep:
+            name, start, end = segments.pop()
+            out.append({"name": name.rpartition("/")[2], "cat": "scope", "ph": "X",
+                        "ts": round(start * 1e6, 3), "dur": round((end - start) * 1e6, 3),
+                        "pid": pid, "tid": tids[key[0]], "args": {"scope": name}})
+
+    last_key = {}
+    for e in prof.events:
+        key = (e.tid, e.parent)
+        if last_key.get(e.tid) not in (None, key):
+            close(last_key[e.tid], 0)   # another parent: scopes under the old one end
+        last_key[e.tid] = key
+        parts = e.scope.split("/") if e.scope and e.category == "op" else []
+        paths = ["/".join(parts[:i + 1]) for i in range(len(parts))]
+        segments = open_.setdefault(key, [])
+        same = 0
+        while same < min(len(segments), len(paths)) and segments[same][0] == paths[same]:
+            same += 1
+        close(key, same)
+        for path in paths[same:]:
+            segments.append([path, e.start, e.end])
+        for segment in segments:
+            segment[2] = max(segment[2], e.end)
+    for key in list(open_):
+        close(key, 0)
+    return out
 
 
 def write_chrome_trace(prof, path):
