@@ -237,3 +237,16 @@ def test_the_profiler_composes_with_other_hooks():
             (x * 3).sum().backward()
     assert [(e.name, e.phase) for e in prof.events] == seen
     assert x.grad.tolist() == [3.0, 3.0]
+
+
+def test_events_carry_their_device_and_its_time(device):
+    x = lg.ones(64, 64, device=device, requires_grad=True)
+    with lg.profiler.profile() as prof:
+        (x @ x).tanh().sum().backward()
+    assert {e.device for e in prof.events} == {str(lg.device(device))}
+    assert all(e.dur > 0 for e in prof.events)
+    assert prof.memory.peak_bytes >= 64 * 64 * 4       # the matmul's output, at least
+    rows = prof.roofline(lg.profiler.Peaks(str(lg.device(device)), 1e9, 1e9))
+    assert {r["name"] for r in rows} >= {"matmul", "tanh"}
+    peaks = lg.profiler.measure_peaks(device, copy_mib=4, matmul_n=64, repeats=2)
+    assert peaks.device == str(lg.device(device)) and peaks.flops > 0
