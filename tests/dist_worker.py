@@ -58,6 +58,7 @@ def scenario_ddp(out):
     with lg.profiler.profile() as prof:
         loss = F.cross_entropy(ddp(lg.tensor(x[:per], dtype="float64")), lg.tensor(t[:per]))
         loss.backward()
+    prof.export_chrome_trace(os.path.join(out, f"trace{rank}.json"))
     events = [{"name": e.name, "category": e.category, "phase": e.phase, "dur": e.dur,
                "bytes": e.bytes} for e in prof.events]
     with open(os.path.join(out, f"events{rank}.json"), "w") as f:

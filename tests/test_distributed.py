@@ -85,6 +85,13 @@ def test_the_profiler_shows_all_reduce_time_as_its_own_events(tmp_path):
     assert [e["name"] for e in comm][-1] == "all_reduce wait"
     assert all(e["bytes"] > 0 and e["dur"] >= 0 for e in comm)
     assert any(e["phase"] == "backward" for e in run["events"])
+    merged = lg.profiler.merge_chrome_traces([tmp_path / "trace0.json", tmp_path / "trace1.json"],
+                                            tmp_path / "both.json")
+    events = json.loads(Path(merged).read_text())["traceEvents"]
+    names = {e["args"]["name"] for e in events if e["name"] == "process_name"}
+    assert names == {"labgrad rank 0", "labgrad rank 1"}          # one process per rank
+    waits = [e for e in events if e["name"] == "all_reduce wait"]
+    assert {e["pid"] for e in waits} == {0, 1}
 
 
 @needs_mpi

@@ -152,6 +152,8 @@ def test_memory_timeline_counts_op_outputs_until_they_are_freed():
     assert [a.op for a in mem.alive_at_peak()] == ["mul", "add"]       # the first peak
     assert sum(a.nbytes for a in mem.alive_at_peak()) == mem.peak_bytes
     assert mem.allocations[0].free is not None and mem.allocations[1].free is None
+    text = mem.summary()
+    assert text.splitlines()[0].startswith("peak: 7.8 KiB live") and "mul -> float32[1000]" in text
     del v, w, z                                         # after the profile: nothing changes
     assert [p[1] for p in mem.points][-1] == 8000
 

@@ -4,7 +4,7 @@
         loss = F.cross_entropy(model(x), t); loss.backward()
     print(prof.table(sort_by="self"))          # op table: self and total time, flops, bytes
     prof.export_chrome_trace("step.json")       # open at https://ui.perfetto.dev
-    prof.memory.peak_bytes, prof.memory.alive_at_peak()
+    print(prof.memory.summary())               # the peak and what was alive at it
     prof.roofline(lg.profiler.measure_peaks("cpu"))
 
 It is an interpreter hook (``labgrad.context``): installed only inside ``with profile()``,
@@ -18,7 +18,7 @@ from .memory import Allocation, MemoryTimeline  # noqa: F401
 from .peaks import Peaks, measure_peaks  # noqa: F401
 from .profile import Profile, active, begin, end, profile, record  # noqa: F401
 from .table import ProfileTable  # noqa: F401
-from .trace import chrome_trace  # noqa: F401
+from .trace import chrome_trace, merge_chrome_traces  # noqa: F401
 
 __all__ = ["profile", "Profile", "record", "begin", "end", "active", "measure_peaks", "Peaks",
-           "Event", "MemoryTimeline", "Allocation", "ProfileTable", "chrome_trace"]
+           "Event", "MemoryTimeline", "Allocation", "ProfileTable", "chrome_trace", "merge_chrome_traces"]

@@ -115,6 +115,26 @@ class MemoryTimeline:
         alive = [a for a in self.allocations if a._born <= p and (a._died is None or a._died > p)]
         return sorted(alive, key=lambda a: -a.nbytes)
 
+    def summary(self, top=5):
+        """The peak and the largest arrays alive at it, as text."""
+        lines = [f"peak: {_fmt_bytes(self.peak_bytes)} live at {self.peak_time * 1e3:.3f} ms "
+                 f"({len(self.allocations)} arrays observed)"]
+        alive = self.alive_at_peak()
+        for a in alive[:top]:
+            phase = " (backward)" if a.phase == "backward" else ""
+            lines.append(f"  {_fmt_bytes(a.nbytes):>10}  {a.op}{phase} -> {a.dtype}{list(a.shape)}")
+        if len(alive) > top:
+            rest = sum(a.nbytes for a in alive[top:])
+            lines.append(f"  {_fmt_bytes(rest):>10}  {len(alive) - top} more")
+        return "\n".join(lines)
+
     def __repr__(self):
         return (f"<MemoryTimeline: {len(self.allocations)} arrays, peak {self.peak_bytes} bytes "
                 f"at {self.peak_time * 1e3:.3f} ms>")
+
+
+def _fmt_bytes(n):
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024

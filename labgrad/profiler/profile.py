@@ -59,6 +59,7 @@ class Profile(Hook):
         self._stacks = threading.local()
         self._installed = None
         self.wall_time = None
+        self.started_at = None
 
     # ---- running
     def __enter__(self):
@@ -66,6 +67,7 @@ class Profile(Hook):
             raise RuntimeError("this profile is already running; make a new one with "
                                "lg.profiler.profile() for a second run")
         self._t0 = time.perf_counter()
+        self.started_at = time.time()   # wall-clock epoch: lines up the traces of several ranks
         if self.profile_memory:
             self.memory = MemoryTimeline(self._now)
         self._installed = context.installed(self)

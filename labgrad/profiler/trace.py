@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import os
 
-__all__ = ["chrome_trace", "write_chrome_trace"]
+__all__ = ["chrome_trace", "write_chrome_trace", "merge_chrome_traces"]
 
 
 _RANK_VARIABLES = ("PMI_RANK", "OMPI_COMM_WORLD_RANK", "PMIX_RANK", "SLURM_PROCID")
@@ -59,7 +59,8 @@ def chrome_trace(prof):
         for t, live in prof.memory.points:
             out.append({"name": "memory", "ph": "C", "ts": round(t * 1e6, 3), "pid": pid,
                         "tid": 0, "args": {"bytes": live}})
-    return {"traceEvents": out, "displayTimeUnit": "ms"}
+    return {"traceEvents": out, "displayTimeUnit": "ms",
+            "otherData": {"labgrad_started_at": prof.started_at}}
 
 
 def scope_events(prof, pid, tids):
@@ -108,3 +109,33 @@ def write_chrome_trace(prof, path):
     with open(path, "w") as f:
         json.dump(chrome_trace(prof), f)
     return path
+
+
+def merge_chrome_traces(paths, out_path):
+    """Merge the traces of several processes (one per rank) into one file, on one time axis.
+
+    Each trace's times start at its own profile's start; they are shifted by the wall-clock
+    difference between the starts (``otherData.labgrad_started_at``), so the ranks' events line
+    up (exactly on one machine; across machines only as well as their clocks agree). Each rank
+    keeps its own ``pid``, so the viewer shows one process per rank.
+    """
+    traces = []
+    for path in paths:
+        with open(path) as f:
+            traces.append(json.load(f))
+    starts = [t.get("otherData", {}).get("labgrad_started_at") for t in traces]
+    if None in starts:
+        raise ValueError("merge_chrome_traces needs traces written by labgrad's "
+                         "export_chrome_trace (they record when each profile started)")
+    first = min(starts)
+    events = []
+    for trace, start in zip(traces, starts):
+        shift = (start - first) * 1e6
+        for e in trace["traceEvents"]:
+            if "ts" in e:
+                e = dict(e, ts=round(e["ts"] + shift, 3))
+            events.append(e)
+    with open(out_path, "w") as f:
+        json.dump({"traceEvents": events, "displayTimeUnit": "ms",
+                   "otherData": {"labgrad_started_at": first}}, f)
+    return out_path
