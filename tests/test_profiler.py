@@ -173,7 +173,7 @@ def test_a_profile_runs_once_and_uninstalls_on_error():
             lg.ones(2) * 2
             1 / 0
     assert context.hooks == () and len(prof.events) == 1
-    with pytest.raises(RuntimeError, match="already running"):
+    with pytest.raises(RuntimeError, match="records one run"):
         with prof:
             with prof:
                 pass

@@ -64,8 +64,8 @@ class Profile(Hook):
     # ---- running
     def __enter__(self):
         if self._installed is not None:
-            raise RuntimeError("this profile is already running; make a new one with "
-                               "lg.profiler.profile() for a second run")
+            raise RuntimeError("this profile is running or has run already: a profile records "
+                               "one run; make a new one with lg.profiler.profile() for the next")
         self._t0 = time.perf_counter()
         self.started_at = time.time()   # wall-clock epoch: lines up the traces of several ranks
         if self.profile_memory:
