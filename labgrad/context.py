@@ -13,6 +13,9 @@ know about "now" lives in one object, ``context``:
 ``tracer``
     The active ``lg.jit`` tracer, or ``None``. While set, in-place updates and ``.grad`` are
     recorded into the graph being traced instead of changing tensors.
+``frame``
+    Where the graph builder puts new nodes while a ``lg.cond`` branch or ``lg.while_loop``
+    body is traced (a ``graph.ir.Frame``); ``None`` for the top level.
 ``raw_arrays``
     The array module (``numpy`` or ``cupy``) while autograd runs backward rules directly on
     raw arrays, else ``None``. While set, an op called on arrays just computes (see
@@ -62,12 +65,13 @@ class Hook:
 class Context:
     """The interpreter state (see the module docstring). One instance: ``context``."""
 
-    __slots__ = ("grad_enabled", "scope", "tracer", "raw_arrays", "hooks", "last_inplace")
+    __slots__ = ("grad_enabled", "scope", "tracer", "frame", "raw_arrays", "hooks", "last_inplace")
 
     def __init__(self):
         self.grad_enabled = True
         self.scope = None
         self.tracer = None
+        self.frame = None
         self.raw_arrays = None
         self.hooks = ()              # a tuple: cheap to test on the hot path, replaced whole
         self.last_inplace = 0

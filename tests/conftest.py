@@ -78,7 +78,7 @@ def _isolated_engine_state():
     """Every test starts seeded, with grad mode on and float32 default, and cannot leak changes."""
     lg.manual_seed(0)
     default_dtype = lg.get_default_dtype()
-    with context.setting(grad_enabled=True, scope=None, tracer=None, raw_arrays=None, hooks=()):
+    with context.setting(grad_enabled=True, scope=None, tracer=None, frame=None, raw_arrays=None, hooks=()):
         yield
         assert context.tracer is None and not context.hooks and context.raw_arrays is None, \
             f"a test left interpreter state behind: {context!r}"

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from .base import Backend, Device
+from .fusion_cuda import compile_cuda
 
 INSTALL_HINT = (
     "install CuPy for your CUDA version: pip install -e '.[gpu-cuda12]' (CUDA 12) "
@@ -50,8 +51,6 @@ class CupyBackend(Backend):
 
     def compile_fused(self, kernel):
         """A CuPy ``ElementwiseKernel`` (or ``ReductionKernel``) for the group."""
-        from .fusion_cuda import compile_cuda
-
         return compile_cuda(kernel, self.xp)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from .base import Backend, Device
+from .fusion_cpu import compile_cpu
 
 
 class NumpyBackend(Backend):
@@ -25,6 +26,4 @@ class NumpyBackend(Backend):
 
     def compile_fused(self, kernel):
         """A Numba loop over the group (or NumPy with ``out=`` buffers without Numba)."""
-        from .fusion_cpu import compile_cpu
-
         return compile_cpu(kernel)

@@ -1,4 +1,4 @@
-"""The static world: graphs built from symbols, symbolic gradients, compiled execution, jit.
+"""The static world: graphs built from symbols, gradient graphs, compiled execution, jit.
 
 Where to find each idea:
 

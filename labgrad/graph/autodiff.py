@@ -1,4 +1,5 @@
-"""Symbolic gradients: the same backward rules as eager autograd, run on Symbols.
+"""Gradient graphs: reverse-mode autodiff applied to a graph, with the same backward rules as
+eager autograd, run on Symbols.
 
 ``gradients(loss, [w, b])`` walks the graph from ``loss`` back to ``w`` and ``b`` in reverse
 topological order and calls each op's ``backward(ctx, g)``. The rule is written with labgrad

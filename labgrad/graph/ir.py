@@ -292,11 +292,10 @@ class Frame:
 
 
 ROOT = Frame()
-_frames = [ROOT]
-
-
 def current_frame() -> Frame:
-    return _frames[-1]
+    """Where new nodes go now: ``context.frame`` (a cond/while branch being traced) or ``ROOT``."""
+    frame = context.frame
+    return ROOT if frame is None else frame
 
 
 class frame_scope:
@@ -306,11 +305,11 @@ class frame_scope:
         self.frame = frame
 
     def __enter__(self):
-        _frames.append(self.frame)
+        self.outer, context.frame = context.frame, self.frame
         return self.frame
 
     def __exit__(self, *exc):
-        _frames.pop()
+        context.frame = self.outer
         return False
 
 

@@ -269,7 +269,7 @@ class Symbol(OpsMixin):
         self.node = setitem(self, value, index=normalize_index(index, self)).node
 
     def backward(self, grad=None, retain_graph=False, create_graph=False):
-        """Inside ``lg.jit``: symbolic gradients, delivered to ``.grad`` as eager code would."""
+        """Inside ``lg.jit``: a gradient graph (``lg.gradients``), delivered to ``.grad`` as eager code would."""
         if context.tracer is None:
             raise TraceError(f"backward() on a static-graph symbol{format_location(user_location())}"
                              f"\n  In a define-and-run graph, build the gradient graph with "

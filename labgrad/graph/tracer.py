@@ -11,7 +11,7 @@ What the tracer has to capture, and how:
   is an op computing the new value followed by the ``assign`` op, which the tracer records
   as a state update of that tensor;
 * ``.grad``: while tracing (``context.tracer`` is set), ``Tensor.grad`` reads and writes go to
-  the tracer. ``loss.backward()`` on a symbol computes symbolic gradients (``gradients``) for
+  the tracer. ``loss.backward()`` on a symbol computes gradient graphs (``gradients``) for
   every captured leaf that requires grad and stores them in ``.grad`` the way eager autograd
   does (``g`` if ``.grad`` is None, else ``.grad + g``); after each run the compiled code puts
   real tensors there. Whether each ``.grad`` was None when the trace started is a *guard*:
