@@ -26,6 +26,7 @@ import numpy as np
 
 import labgrad as lg
 import labgrad.functional as LF
+from _frameworks import import_dezero, import_torch
 
 TARGETS = {  # issue 2: ratio to NumPy; per_op and chain are "at most", mlp "at least"
     "per_op": ("<=", 5.0),
@@ -38,32 +39,6 @@ COLUMNS = ("numpy", "labgrad", "torch", "dezero")
 
 
 # ---------------------------------------------------------------- optional frameworks
-
-def import_torch():
-    try:
-        import torch
-    except ImportError:
-        return None
-    torch.set_num_threads(1)
-    return torch
-
-
-def import_dezero():
-    """DeZero 0.0.13 still uses ``np.int``, an alias NumPy removed in 1.24; restore it for the
-    import (this benchmark process only), or report the column as n/a."""
-    if "int" not in np.__dict__:
-        np.int = int
-    try:
-        import dezero
-        import dezero.functions
-        import dezero.layers
-        import dezero.models
-        import dezero.optimizers
-    except Exception as e:  # not installed, or broken by a NumPy change
-        print(f"(dezero column is n/a: {type(e).__name__}: {e})", file=sys.stderr)
-        return None
-    return dezero
-
 
 torch = import_torch()
 dezero = import_dezero()

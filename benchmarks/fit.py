@@ -27,20 +27,12 @@ import numpy as np
 
 import labgrad as lg
 from labgrad import nn
+from _frameworks import import_torch
 
 BATCH = 32
 SEED = 0
 MODELS = ("mlp", "cnn")
 COLUMNS = ("eager fit", "jit fit", "torch loop")
-
-
-def import_torch():
-    try:
-        import torch
-    except ImportError:
-        return None
-    torch.set_num_threads(1)
-    return torch
 
 
 torch = import_torch()

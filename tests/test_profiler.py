@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import threading
 
-import numpy as np
 import pytest
 
 import labgrad as lg

@@ -39,7 +39,7 @@ from ..tensor import Tensor
 from .autodiff import gradients
 from .build import make_assign
 from .ir import ROOT, Node
-from .symbol import Symbol, constant_node, make_node, to_input
+from .symbol import Symbol, make_node, to_input
 
 __all__ = ["Tracer", "discover_names"]
 
