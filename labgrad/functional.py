@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from .dispatch import apply
 from .autograd import no_grad
 from .context import context
 from .errors import DTypeError, ShapeError, format_location, user_location
 from .ops import conv, elementwise as ew, linalg, nn, reduce as red, shape as sh
 from .random import generator
-from .tensor import OpsMixin, Tensor, _axis
+from .tensor import OpsMixin, Tensor, _axis, apply   # apply: the eager interpreter (hands symbols on)
 
 
 def _t(x):
@@ -287,15 +286,10 @@ def nll_loss(log_probs, targets):
     so the same code runs eagerly, under ``lg.jit`` and in a static graph.
     """
     log_probs, targets = _t(log_probs), _t(targets)
-    if targets.dtype.kind not in "iu":
-        raise DTypeError(f"nll_loss: targets must be integer class indices of shape (N,), got dtype "
-                         f"{targets.dtype}; convert with targets.astype('int64')"
-                         f"{format_location(user_location())}")
-    if log_probs.ndim != 2 or targets.ndim != 1 or (None not in (log_probs.shape[0], targets.shape[0])
-                                                   and log_probs.shape[0] != targets.shape[0]):
-        raise ShapeError(f"nll_loss: expects log-probabilities of shape (N, C) and targets of shape (N,), "
-                         f"got {sh.fmt_shape(log_probs.shape)} and {sh.fmt_shape(targets.shape)}"
-                         f"{format_location(user_location())}")
+    try:
+        nn.check_class_targets("nll_loss", "log-probabilities", log_probs, targets)
+    except (DTypeError, ShapeError) as e:
+        raise type(e)(f"{e}{format_location(user_location())}") from None
     picked = (log_probs * one_hot(targets, log_probs.shape[1], dtype=log_probs.dtype)).sum(axis=1)
     return -picked.mean()
 

@@ -52,15 +52,16 @@ class one_hot:
         return Aval(t.shape + (num_classes,), dtype)
 
 
-def _check_targets(logits, targets):
+def check_class_targets(opname, what, scores, targets):
+    """Scores of shape (N, C) (logits, log-probabilities) and integer class targets of shape (N,)."""
     if targets.dtype.kind not in "iu":
-        raise DTypeError(f"cross_entropy: targets must be integer class indices, got dtype "
+        raise DTypeError(f"{opname}: targets must be integer class indices, got dtype "
                          f"{targets.dtype}; convert with targets.astype('int64') (probabilities "
                          f"as targets are not supported)")
-    if logits.ndim != 2 or targets.ndim != 1 or (None not in (logits.shape[0], targets.shape[0])
-                                                 and logits.shape[0] != targets.shape[0]):
-        raise ShapeError(f"cross_entropy: expects logits of shape (N, C) and targets of shape "
-                         f"(N,), got {fmt_shape(logits.shape)} and {fmt_shape(targets.shape)}")
+    if scores.ndim != 2 or targets.ndim != 1 or (None not in (scores.shape[0], targets.shape[0])
+                                                 and scores.shape[0] != targets.shape[0]):
+        raise ShapeError(f"{opname}: expects {what} of shape (N, C) and targets of shape "
+                         f"(N,), got {fmt_shape(scores.shape)} and {fmt_shape(targets.shape)}")
 
 
 @defop("nn", array_backward=True)
@@ -78,7 +79,7 @@ class cross_entropy:
         return (logz - picked).sum() / logits.dtype.type(logits.shape[0])
 
     def infer(logits, targets):
-        _check_targets(logits, targets)
+        check_class_targets("cross_entropy", "logits", logits, targets)
         return Aval((), logits.dtype)
 
     def backward(ctx, g):
@@ -102,7 +103,7 @@ class cross_entropy_grad:
         return p
 
     def infer(logits, targets, g):
-        _check_targets(logits, targets)
+        check_class_targets("cross_entropy", "logits", logits, targets)
         return Aval(logits.shape, logits.dtype)
 
     def backward(ctx, gg):
