@@ -52,7 +52,7 @@ def chrome_trace(prof):
             args.update({k: v if isinstance(v, (int, float, str, bool)) else str(v)
                          for k, v in e.args.items()})
         out.append({"name": e.key, "cat": e.phase or e.category, "ph": "X",
-                    "ts": round(e.start * 1e6, 3), "dur": round(e.dur * 1e6, 3),
+                    **_span(e.start, e.start + e.dur),
                     "pid": pid, "tid": tids[e.tid], "args": args})
     out.extend(scope_events(prof, pid, tids))
     if prof.memory is not None:
@@ -79,7 +79,7 @@ def scope_events(prof, pid, tids):
         while len(segments) > keep:
             name, start, end = segments.pop()
             out.append({"name": name.rpartition("/")[2], "cat": "scope", "ph": "X",
-                        "ts": round(start * 1e6, 3), "dur": round((end - start) * 1e6, 3),
+                        **_span(start, end),
                         "pid": pid, "tid": tids[key[0]], "args": {"scope": name}})
 
     last_key = {}
@@ -139,3 +139,10 @@ def merge_chrome_traces(paths, out_path):
         json.dump({"traceEvents": events, "displayTimeUnit": "ms",
                    "otherData": {"labgrad_started_at": first}}, f)
     return out_path
+
+
+def _span(start, end):
+    """``ts`` and ``dur`` in microseconds, rounded so that rounding cannot make a child event
+    stick out of its parent: the end is rounded, not the duration."""
+    ts = round(start * 1e6, 3)
+    return {"ts": ts, "dur": round(round(end * 1e6, 3) - ts, 3)}
