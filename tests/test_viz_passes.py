@@ -204,3 +204,15 @@ def test_draw_pass_checks_which():
         draw_pass(f.reports[0], "middle")
     before, after = pass_marks(f.reports[0])
     assert draw_pass(f.reports[0], "after").num_nodes == len(f.reports[0].after.nodes)
+
+
+def test_changes_inside_a_subgraph_mark_the_control_node():
+    x = lg.placeholder((3,), name="x")
+    y = lg.cond(x.sum() > 0, lambda v: (v * 1.0) * 2, lambda v: v * 3, x)
+    f = lg.compile(y, passes=["simplify"])
+    explorer = viz.PassExplorer(f)
+    before, after = explorer.marks()
+    (cond,) = [n.id for n in f.reports[0].before.nodes if n.kind == "cond"]
+    assert before == {cond: ("rewritten", "changed in its true subgraph")}
+    assert list(after.values()) == [("rewritten", "changed in its true subgraph")]
+    assert "mul_one" in explorer.static_html()

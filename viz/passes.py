@@ -11,7 +11,9 @@ returned. The explorer draws both side by side and marks, by the report's node i
   (CSE, violet), **folded** into a constant (blue), **rewritten** by a rule (orange) or
   **fused** into a kernel (teal);
 * in the graph *after*: the constants folding made (blue), what rules made (orange), fused
-  nodes (teal), and other nodes the pass **added** (green).
+  nodes (teal), and other nodes the pass **added** (green);
+* in both: a ``cond`` or ``while`` node whose subgraphs the pass changed (orange; the report's
+  lines say what changed inside).
 
 Every drawn node carries its number (``%3``), so the drawing, the report's lines and
 ``print(graph)`` name the same nodes. Beside the graphs: the report's numbers (nodes, bytes
@@ -23,14 +25,18 @@ HTML view of the selected pass, which is what a notebook viewer without a kernel
 """
 from __future__ import annotations
 
+import re
+
 from labgrad.graph.passes import PassReport, fmt_bytes
 
 from . import style
 from .draw import DrawOptions
-from .graph_figure import SOURCES, _GraphDrawing
+from .graph_figure import _GraphDrawing
 from .labels import escape
 
 __all__ = ["PassExplorer", "pass_marks", "draw_pass"]
+
+_INSIDE = re.compile(r"in subgraph (\w+) of %(\d+):")
 
 #: order in which marks are listed in the legend
 MARK_ORDER = ("removed", "merged", "folded", "rewritten", "fused", "added")
@@ -61,6 +67,13 @@ def pass_marks(report):
         after[b] = ("fused", "fused " + ", ".join(f"%{a}" for a in group))
     for i in report.added:
         after.setdefault(i, ("added", "added"))
+    for line in getattr(report, "notes", ()):      # "in subgraph true of %3: ..." (cond, while)
+        m = _INSIDE.match(str(line))
+        if m:
+            i = int(m.group(2))
+            before.setdefault(i, ("rewritten", f"changed in its {m.group(1)} subgraph"))
+            if i in report.kept:
+                after.setdefault(report.kept[i], ("rewritten", f"changed in its {m.group(1)} subgraph"))
     return before, after
 
 
