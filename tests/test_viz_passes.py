@@ -112,7 +112,7 @@ def test_widget_builds_and_follows_select():
     f = lg.compile(a * b + b * a)
     explorer = viz.PassExplorer(f)
     box = explorer.widget
-    pick, table, body = explorer._controls
+    pick, _table, body = explorer._controls
     assert pick.value == explorer.index
     assert [value for _, value in pick.options] == list(range(len(f.reports)))
     pick.value = 0                       # as if the student picked the first pass
@@ -202,8 +202,8 @@ def test_draw_pass_checks_which():
     f = lg.compile(a * b + b * a, passes=["cse"])
     with pytest.raises(ValueError, match="before"):
         draw_pass(f.reports[0], "middle")
-    before, after = pass_marks(f.reports[0])
-    assert draw_pass(f.reports[0], "after").num_nodes == len(f.reports[0].after.nodes)
+    before, _ = pass_marks(f.reports[0])
+    assert before and draw_pass(f.reports[0], "after").num_nodes == len(f.reports[0].after.nodes)
 
 
 def test_changes_inside_a_subgraph_mark_the_control_node():

@@ -34,7 +34,7 @@ from .draw import DrawOptions
 from .graph_figure import _GraphDrawing
 from .labels import escape
 
-__all__ = ["PassExplorer", "pass_marks", "draw_pass"]
+__all__ = ["PassExplorer", "draw_pass", "pass_marks"]
 
 _INSIDE = re.compile(r"in subgraph (\w+) of %(\d+):")
 
