@@ -6,6 +6,7 @@
 >>> viz.BackpropStepper(loss)          # step through forward and backward, op by op
 >>> viz.draw(f)                        # a static graph: lg.compile(...), lg.jit function, Graph
 >>> viz.compare(f, x_pos, x_neg, static_fn=f_cond)   # eager graphs vs the one static graph
+>>> viz.PassExplorer(f)                 # what each graph pass did: before and after, marked
 
 Drawings are built as DOT text and rendered to SVG by ``graphviz-pure`` (see ``viz.render``).
 viz reads labgrad's public objects; labgrad never imports viz.
@@ -16,4 +17,5 @@ from . import eager  # noqa: F401  (registers the drawer for lg.Tensor)
 from . import static  # noqa: F401  (registers drawers for Graph, Executable, jit functions, Symbol)
 from .compare import compare  # noqa: F401
 from .stepper import BackpropStepper  # noqa: F401
+from .passes import PassExplorer  # noqa: F401
 from . import feedback  # noqa: F401  (exercises' visible checks: viz.feedback.check)

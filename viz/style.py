@@ -79,3 +79,21 @@ SUM_NODE = {"shape": "circle", "width": "0.22", "height": "0.22", "fixedsize": "
 ELLIPSIS = {"shape": "plaintext", "fontcolor": MUTED, "fontsize": "10"}
 GRAD_EDGE = {"color": GRAD_INK, "fontcolor": GRAD_INK}
 ACTIVE_EDGE = {"color": GRAD_INK, "fontcolor": GRAD_INK, "penwidth": "2.2", "dir": "back"}
+
+# What a graph pass did to a node (``viz.PassExplorer``): outline colour, pen and the word written
+# under the node. "removed" nodes (only in the graph before) are greyed and dashed.
+PASS_MARKS = {
+    "removed": {"color": "#9e9e9e", "fontcolor": "#9e9e9e", "penwidth": "1.4", "dashed": True},
+    "merged": {"color": "#6a1b9a", "fontcolor": "#6a1b9a", "penwidth": "2.4"},
+    "folded": {"color": "#1565c0", "fontcolor": "#1565c0", "penwidth": "2.4"},
+    "rewritten": {"color": "#e65100", "fontcolor": "#e65100", "penwidth": "2.4"},
+    "fused": {"color": "#00897b", "fontcolor": "#00897b", "penwidth": "2.4"},
+    "added": {"color": "#2e7d32", "fontcolor": "#2e7d32", "penwidth": "2.4"},
+}
+
+
+def pass_mark(kind) -> dict:
+    """Node attributes that mark what a pass did (``PASS_MARKS``): merged into the node's own."""
+    mark = dict(PASS_MARKS[kind])
+    mark.pop("fontcolor")
+    return mark
