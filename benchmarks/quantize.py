@@ -10,7 +10,10 @@ Each is exported with ``lg.onnx.export`` (float32), then quantized with ``lg.onn
 training images, QDQ format), and both files run in onnxruntime (CPU, one thread) in the same
 process. Columns: file bytes, test accuracy (360 held-out images), and latency per call for the
 whole test set in one batch and for a single image (median over interleaved rounds, see
-``_timing``). Targets: at most 1 percentage point of accuracy lost, file at least 3x smaller.
+``_timing``), and which integer kernels onnxruntime fused the QDQ groups into (QLinearConv,
+QLinearMatMul). At this size int8 is not faster: the models are tiny, and the quantize,
+dequantize and layout changes around each integer kernel cost as much as they save; the win
+here is the file (and memory) size. Targets: at most 1 percentage point of accuracy lost, file at least 3x smaller.
 
 Run: ``python benchmarks/quantize.py`` (needs ``pip install 'labgrad[onnx]'``; without onnx or
 onnxruntime it says so and exits 0).
@@ -57,6 +60,20 @@ def train(kind, epochs=None):
     return model, time.perf_counter() - start
 
 
+def integer_kernels(path, folder):
+    """The integer ops onnxruntime fused the QDQ groups into (from its optimized graph)."""
+    import collections
+
+    import onnx
+    import onnxruntime as ort
+    opts = ort.SessionOptions()
+    opts.optimized_model_filepath = os.path.join(folder, "optimized.onnx")
+    opts.log_severity_level = 3
+    ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
+    ops = collections.Counter(n.op_type for n in onnx.load(opts.optimized_model_filepath).graph.node)
+    return {k: v for k, v in sorted(ops.items()) if k.startswith("QLinear") or "Integer" in k}
+
+
 def measure(kind, folder, epochs=None):
     import labgrad.onnx as lonnx
     model, train_s = train(kind, epochs)
@@ -80,6 +97,7 @@ def measure(kind, folder, epochs=None):
     for name in sessions:
         row[name]["latency_batch_s"] = batch_times[name]["median_s"]
         row[name]["latency_one_s"] = single_times[name]["median_s"]
+    row["int8_kernels"] = integer_kernels(i8, folder)
     row["size_ratio"] = row["float32"]["file_bytes"] / row["int8"]["file_bytes"]
     row["accuracy_drop_pp"] = 100 * (row["float32"]["accuracy"] - row["int8"]["accuracy"])
     row["met"] = {k: (row[k] <= v if op == "<=" else row[k] >= v) for k, (op, v) in TARGETS.items()}
@@ -111,7 +129,8 @@ def main():
     for kind, r in results.items():
         verdict = ", ".join(f"{k} {'met' if ok else 'MISSED'}" for k, ok in r["met"].items())
         print(f"{kind}: {r['size_ratio']:.2f}x smaller file (weights {r['weights_bytes']['float32']:,} -> "
-              f"{r['weights_bytes']['int8']:,} bytes), accuracy {r['accuracy_drop_pp']:+.2f} pp lost; {verdict}")
+              f"{r['weights_bytes']['int8']:,} bytes), accuracy {r['accuracy_drop_pp']:+.2f} pp lost; {verdict}; "
+              f"onnxruntime runs it with {', '.join(f'{v} {k}' for k, v in r['int8_kernels'].items()) or 'no integer kernels'}")
     path = _timing.write_results("quantize", {
         "environment": _timing.environment({"onnx": onnx.__version__, "onnxruntime": ort.__version__,
                                             "labgrad": lg.__version__}),

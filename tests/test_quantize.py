@@ -110,3 +110,13 @@ def test_summary_of_quantized(tmp_path):
     text = lonnx.summary(tmp_path / "q.onnx")
     assert "QuantizeLinear(" in text and "int8[" in text and "int32" not in text.split("weight")[0]
     assert "fillcolor" in lonnx.to_dot(tmp_path / "q.onnx")
+
+
+def test_missing_onnx_says_how_to_install(monkeypatch):
+    import sys
+    from labgrad.onnx.export import require
+    monkeypatch.setitem(sys.modules, "onnx", None)      # as if it were not installed
+    with pytest.raises(ImportError, match=r"labgrad\[onnx\]"):
+        require("onnx")
+    with pytest.raises(ImportError, match=r"labgrad\[onnx\]"):
+        lonnx.export(lambda x: x + 1, lg.ones(2), None)
