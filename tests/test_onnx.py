@@ -229,3 +229,32 @@ def test_supported_ops_cover_the_table():
                "broadcast_to", "sum", "mean", "max", "min", "softmax", "log_softmax", "getitem",
                "concatenate", "linear", "fma"]:
         assert op in lonnx.MAPPING, op
+
+
+def test_kernel_ops_made_by_a_pass_fall_back_to_the_graph_passes(tmp_path):
+    """A later pass (a fusion) may leave an op the table does not know; export then writes the
+    built graph run through the graph-level passes only."""
+    from labgrad.graph.ir import rewrite
+    from labgrad.graph.passes import make_report, survivors
+    from labgrad.ops.registry import REGISTRY
+
+    def relu_as_kernel(graph):       # relu(x) == relu_grad(x, x): same values, an unmapped op
+        def fn(node, ins):
+            if node.op_name == "relu":
+                return node.replace(op=REGISTRY["relu_grad"], inputs=(ins[0], ins[0]))
+            return None
+        new, env, converted = rewrite(graph, fn)
+        return new, make_report("relu_as_kernel", graph, new, survivors(graph, env, converted))
+
+    f = lg.jit(lambda x: lg.functional.relu(x) * 2, passes=["dce", relu_as_kernel])
+    x = rand(3, 4)
+    f(lg.tensor(x))
+    assert "relu_grad" in [n.op_name for n in f.executable.graph.nodes]
+    lonnx.export(f, lg.tensor(x), tmp_path / "k.onnx")
+    assert "Relu" in op_types(tmp_path / "k.onnx")
+    (got,) = lonnx.run(tmp_path / "k.onnx", x)
+    np.testing.assert_allclose(got, np.maximum(x, 0) * 2, rtol=RTOL)
+
+
+def test_example_batch_of_one(tmp_path):
+    check_model(small_cnn(), rand(1, 1, 8, 8), tmp_path / "one.onnx", batches=(1, 3))

@@ -28,6 +28,10 @@ from ..errors import LabgradError, format_location
 __all__ = ["export", "OnnxExportError", "DEFAULT_OPSET", "require"]
 
 DEFAULT_OPSET = 17
+#: the passes whose output the mapping table knows; when a later pass of the default pipeline
+#: (a fusion that makes kernel ops) leaves an op the table does not know, ``export`` writes the
+#: built graph run through these passes only
+EXPORT_PASSES = ("dce", "fold", "simplify", "cse", "patterns")
 MIN_OPSET = 13
 BATCH_DIM = "N"
 
@@ -291,7 +295,6 @@ def export(model, example_inputs=None, path=None, *, dynamic_batch=True, opset=D
     >>> lg.onnx.export(model, lg.randn(2, 64), "mlp.onnx")
     """
     onnx = require("onnx")
-    from .mapping import MAPPING, IDENTITY_OPS
     if not isinstance(opset, int) or opset < MIN_OPSET:
         raise ValueError(f"lg.onnx.export: opset must be an int >= {MIN_OPSET}, got {opset!r}")
     from ..nn import Module
@@ -301,6 +304,39 @@ def export(model, example_inputs=None, path=None, *, dynamic_batch=True, opset=D
     executable = trace(model, example_inputs)
     graph = executable.graph
     _check_graph(graph)
+    try:
+        m = _write(graph, opset, dynamic_batch, input_names, output_names)
+    except OnnxExportError as e:
+        # an op that a pass made (a fused kernel, say) and the table does not know: export the
+        # graph as built, run through the graph-level passes only
+        built = {n.op_name for n in executable.built_graph.nodes}
+        if getattr(e, "op_name", None) is None or e.op_name in built:
+            raise
+        from ..graph.passes import DEFAULT_PIPELINE, lower
+        safe = [p for p in DEFAULT_PIPELINE if p in EXPORT_PASSES]
+        graph, _ = lower(executable.built_graph, safe)
+        m = _write(graph, opset, dynamic_batch, input_names, output_names)
+    if check:
+        onnx.checker.check_model(m, full_check=True)
+    if path is not None:
+        path = os.fspath(path)
+        tmp = path + ".tmp"
+        with open(tmp, "wb") as f:
+            f.write(m.SerializeToString())
+        os.replace(tmp, path)
+    return m
+
+
+def _max_ir_version(opset):
+    """An IR version that onnxruntime builds of the same era accept for ``opset``."""
+    table = {13: 7, 14: 7, 15: 8, 16: 8, 17: 8, 18: 8, 19: 9, 20: 9, 21: 10}
+    return table.get(opset, 10)
+
+
+def _write(graph, opset, dynamic_batch, input_names, output_names):
+    """The ONNX model for ``graph`` (see ``export``)."""
+    onnx = require("onnx")
+    from .mapping import MAPPING, IDENTITY_OPS
     b = Builder(opset)
     plans, skip = _find_patterns(graph)
     env = {}
@@ -349,9 +385,11 @@ def export(model, example_inputs=None, path=None, *, dynamic_batch=True, opset=D
             extra = ("\n  unfold is exported only inside the conv2d / max_pool2d / avg_pool2d "
                      "patterns (unfold then matmul, or unfold then max/mean over the window axis)."
                      if node.op_name == "unfold" else "")
-            raise OnnxExportError(
+            err = OnnxExportError(
                 f"lg.onnx.export: the op {what} (node %{node.id}) has no ONNX mapping"
                 f"{format_location(node.location)}{extra}\n  Supported ops: {', '.join(SUPPORTED_OPS)}.")
+            err.op_name = node.op_name
+            raise err
     b.current = None
     # outputs: rename the producing node's output when possible, else an Identity
     out_names = list(output_names) if output_names is not None else None
@@ -388,18 +426,4 @@ def export(model, example_inputs=None, path=None, *, dynamic_batch=True, opset=D
     m = helper.make_model(onnx_graph, producer_name="labgrad", producer_version=str(__version__),
                           opset_imports=[helper.make_opsetid("", opset)])
     m.ir_version = min(m.ir_version, _max_ir_version(opset))
-    if check:
-        onnx.checker.check_model(m, full_check=True)
-    if path is not None:
-        path = os.fspath(path)
-        tmp = path + ".tmp"
-        with open(tmp, "wb") as f:
-            f.write(m.SerializeToString())
-        os.replace(tmp, path)
     return m
-
-
-def _max_ir_version(opset):
-    """An IR version that onnxruntime builds of the same era accept for ``opset``."""
-    table = {13: 7, 14: 7, 15: 8, 16: 8, 17: 8, 18: 8, 19: 9, 20: 9, 21: 10}
-    return table.get(opset, 10)
