@@ -27,8 +27,6 @@ import sys
 import tempfile
 import time
 
-import numpy as np
-
 import labgrad as lg
 from labgrad import nn
 

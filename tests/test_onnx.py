@@ -5,10 +5,10 @@ import pytest
 onnx = pytest.importorskip("onnx", reason="ONNX export needs the onnx package (pip install 'labgrad[onnx]')")
 ort = pytest.importorskip("onnxruntime", reason="running exported models needs onnxruntime (pip install 'labgrad[onnx]')")
 
-import labgrad as lg  # noqa: E402
-import labgrad.onnx as lonnx  # noqa: E402
-from labgrad import nn  # noqa: E402
-from labgrad.ops import fused  # noqa: E402
+import labgrad as lg
+import labgrad.onnx as lonnx
+from labgrad import nn
+from labgrad.ops import fused
 
 RTOL, ATOL = 1e-5, 1e-6
 

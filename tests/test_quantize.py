@@ -7,10 +7,10 @@ import pytest
 onnx = pytest.importorskip("onnx", reason="quantization writes ONNX: needs the onnx package (pip install 'labgrad[onnx]')")
 ort = pytest.importorskip("onnxruntime", reason="quantized models run in onnxruntime (pip install 'labgrad[onnx]')")
 
-import labgrad as lg  # noqa: E402
-import labgrad.onnx as lonnx  # noqa: E402
-from labgrad import nn  # noqa: E402
-from labgrad.onnx.quantize import activation_params, dequantize, quantize_weight  # noqa: E402
+import labgrad as lg
+import labgrad.onnx as lonnx
+from labgrad import nn
+from labgrad.onnx.quantize import activation_params, dequantize, quantize_weight
 
 
 def test_weight_round_trip_per_channel():
@@ -114,6 +114,7 @@ def test_summary_of_quantized(tmp_path):
 
 def test_missing_onnx_says_how_to_install(monkeypatch):
     import sys
+
     from labgrad.onnx.export import require
     monkeypatch.setitem(sys.modules, "onnx", None)      # as if it were not installed
     with pytest.raises(ImportError, match=r"labgrad\[onnx\]"):

@@ -14,9 +14,23 @@ The ``onnx`` extra provides the packages (``pip install 'labgrad[onnx]'``: onnx 
 onnxruntime); they are imported only when a function here runs.
 """
 from .export import DEFAULT_OPSET, OnnxExportError, export, require  # noqa: F401
-from .mapping import MAPPING, SUPPORTED_OPS  # noqa: F401
-from .quantize import QuantizeReport, calibrate, quantize  # noqa: F401
-from .summary import load, run, session, summary, to_dot, to_graph  # noqa: F401
+from .mapping import MAPPING, SUPPORTED_OPS
+from .quantize import QuantizeReport, calibrate, quantize
+from .summary import load, run, session, summary, to_dot, to_graph
 
-__all__ = ["export", "quantize", "calibrate", "QuantizeReport", "run", "session", "load", "summary",
-           "to_dot", "to_graph", "OnnxExportError", "SUPPORTED_OPS", "MAPPING", "DEFAULT_OPSET"]
+__all__ = [
+           "DEFAULT_OPSET",
+           "MAPPING",
+           "SUPPORTED_OPS",
+           "OnnxExportError",
+           "QuantizeReport",
+           "calibrate",
+           "export",
+           "load",
+           "quantize",
+           "run",
+           "session",
+           "summary",
+           "to_dot",
+           "to_graph",
+]

@@ -25,7 +25,7 @@ import numpy as np
 
 from ..errors import LabgradError, format_location
 
-__all__ = ["export", "OnnxExportError", "DEFAULT_OPSET", "require"]
+__all__ = ["DEFAULT_OPSET", "OnnxExportError", "export", "require"]
 
 DEFAULT_OPSET = 17
 #: the passes whose output the mapping table knows; when a later pass of the default pipeline
@@ -55,7 +55,7 @@ class V:
     """An exported value: its ONNX name, static shape (``None`` unknown), dtype, and the set
     of axes whose size is only known at run time (``dyn``, the batch axis)."""
 
-    __slots__ = ("name", "shape", "dtype", "dyn")
+    __slots__ = ("dtype", "dyn", "name", "shape")
 
     def __init__(self, name, shape, dtype, dyn=frozenset()):
         self.name, self.shape, self.dtype, self.dyn = name, tuple(shape), np.dtype(dtype), frozenset(dyn)
@@ -240,7 +240,7 @@ def _write_pattern(b, plan, env):
     x = env[plan["x"].id]
     a = plan["attrs"]
     (ph, pw) = a["padding"]
-    common = dict(kernel_shape=list(a["kernel_size"]), strides=list(a["stride"]), pads=[ph, pw, ph, pw])
+    common = {"kernel_shape": list(a["kernel_size"]), "strides": list(a["stride"]), "pads": [ph, pw, ph, pw]}
     dyn = {0} if 0 in x.dyn else set()
     if plan["kind"] == "conv":
         w = b.const(plan["w_array"], name="conv_weight") if plan["w"] is None else env[plan["w"].id].name
@@ -336,7 +336,7 @@ def _max_ir_version(opset):
 def _write(graph, opset, dynamic_batch, input_names, output_names):
     """The ONNX model for ``graph`` (see ``export``)."""
     onnx = require("onnx")
-    from .mapping import MAPPING, IDENTITY_OPS
+    from .mapping import IDENTITY_OPS, MAPPING
     b = Builder(opset)
     plans, skip = _find_patterns(graph)
     env = {}

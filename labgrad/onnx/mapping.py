@@ -150,7 +150,7 @@ def gelu(b, node, ins):
     if b.opset >= 20:
         return b.add("Gelu", [x.name], approximate="tanh"), set(x.dyn)
     dt = x.dtype
-    c = lambda v: b.const(np.asarray(v, dtype=dt))  # noqa: E731
+    c = lambda v: b.const(np.asarray(v, dtype=dt))
     cube = b.add("Mul", [b.add("Mul", [x.name, x.name]), x.name])
     inner = b.add("Add", [x.name, b.add("Mul", [cube, c(0.044715)])])
     t = b.add("Tanh", [b.add("Mul", [inner, c(np.sqrt(2.0 / np.pi))])])

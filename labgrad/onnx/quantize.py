@@ -28,7 +28,7 @@ import numpy as np
 
 from .export import require
 
-__all__ = ["calibrate", "quantize", "QuantizeReport", "quantize_weight", "dequantize"]
+__all__ = ["QuantizeReport", "calibrate", "dequantize", "quantize", "quantize_weight"]
 
 TARGET_OPS = ("MatMul", "Conv")
 
@@ -143,6 +143,7 @@ def quantize(model, calibration, path=None, *, per_channel=True, method="minmax"
     """
     onnx = require("onnx")
     from onnx import helper, numpy_helper
+
     from .summary import load
     float_model = load(model)
     if activations:

@@ -13,7 +13,7 @@ import numpy as np
 
 from .export import require
 
-__all__ = ["load", "session", "run", "summary", "to_graph", "to_dot"]
+__all__ = ["load", "run", "session", "summary", "to_dot", "to_graph"]
 
 
 def load(model):
@@ -122,9 +122,9 @@ def summary(model, show_doc=True):
     """A text listing of the model: inputs, initializers (with sizes), one line per node
     (op, inputs -> outputs, attributes, and the labgrad node and source line it came from)."""
     info = to_graph(model)
+    weights = sum(i["bytes"] for i in info["initializers"])
     lines = [f"ONNX graph {info['name']} (opset {info['opset']}): {len(info['nodes'])} nodes, "
-             f"{len(info['initializers'])} initializers, "
-             f"{sum(i['bytes'] for i in info['initializers']):,} bytes of weights"]
+             + f"{len(info['initializers'])} initializers, {weights:,} bytes of weights"]
     for v in info["inputs"]:
         lines.append(f"  input  {v['name']}: {v['dtype']}{v['shape']}")
     for t in info["initializers"]:
