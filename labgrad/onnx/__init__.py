@@ -13,7 +13,8 @@
 The ``onnx`` extra provides the packages (``pip install 'labgrad[onnx]'``: onnx and
 onnxruntime); they are imported only when a function here runs.
 """
-from .export import DEFAULT_OPSET, OnnxExportError, export, require  # noqa: F401
+from .core import OnnxExportError, require  # noqa: F401  (require: for the chapter and viz)
+from .export import DEFAULT_OPSET, export
 from .mapping import MAPPING, SUPPORTED_OPS
 from .quantize import QuantizeReport, calibrate, quantize
 from .summary import load, run, session, summary, to_dot, to_graph

@@ -20,10 +20,17 @@ function here runs, so ``import labgrad.onnx`` always works.
 from __future__ import annotations
 
 import os
+import sys
 
 import numpy as np
 
-from ..errors import LabgradError, format_location
+from ..errors import format_location
+from ..graph import Executable
+from ..graph.jit_function import JitFunction, jit
+from ..graph.passes import DEFAULT_PIPELINE, lower
+from ..nn import Module
+from .core import BATCH_DIM, Builder, OnnxExportError, V, require
+from .mapping import IDENTITY_OPS, MAPPING, SUPPORTED_OPS
 
 __all__ = ["DEFAULT_OPSET", "OnnxExportError", "export", "require"]
 
@@ -33,98 +40,6 @@ DEFAULT_OPSET = 17
 #: built graph run through these passes only
 EXPORT_PASSES = ("dce", "fold", "simplify", "cse", "patterns")
 MIN_OPSET = 13
-BATCH_DIM = "N"
-
-
-class OnnxExportError(LabgradError, ValueError):
-    """The graph cannot be written as ONNX (an op with no mapping, state updates, ...)."""
-
-
-def require(package="onnx"):
-    """Import ``onnx`` (or ``onnxruntime``), or raise ``ImportError`` saying how to install it."""
-    try:
-        return __import__(package)
-    except ImportError as e:
-        raise ImportError(f"lg.onnx needs the {package!r} package: pip install 'labgrad[onnx]' "
-                          f"(or pip install onnx onnxruntime)") from e
-
-
-# ---------------------------------------------------------------- values while exporting
-
-class V:
-    """An exported value: its ONNX name, static shape (``None`` unknown), dtype, and the set
-    of axes whose size is only known at run time (``dyn``, the batch axis)."""
-
-    __slots__ = ("dtype", "dyn", "name", "shape")
-
-    def __init__(self, name, shape, dtype, dyn=frozenset()):
-        self.name, self.shape, self.dtype, self.dyn = name, tuple(shape), np.dtype(dtype), frozenset(dyn)
-
-    @property
-    def ndim(self):
-        return len(self.shape)
-
-    def __repr__(self):
-        return f"V({self.name}, {self.shape}, {self.dtype}, dyn={sorted(self.dyn)})"
-
-
-class Builder:
-    """Collects ONNX nodes and initializers; ``add`` writes one node and returns its output
-    name(s); ``const`` stores an array as an initializer (equal small arrays are shared)."""
-
-    def __init__(self, opset):
-        self.onnx = require("onnx")
-        self.opset = opset
-        self.nodes, self.initializers = [], []
-        self._names = set()
-        self._consts = {}
-        self.current = None      # the labgrad node being written (names and doc strings)
-
-    def fresh(self, hint):
-        hint = "".join(c if c.isalnum() or c in "._" else "_" for c in str(hint)) or "v"
-        name, k = hint, 1
-        while name in self._names:
-            k += 1
-            name = f"{hint}_{k}"
-        self._names.add(name)
-        return name
-
-    def add(self, op_type, inputs, n_out=1, out=None, **attrs):
-        node = self.current
-        base = f"n{node.id}_{node.op_name}" if node is not None else op_type.lower()
-        outs = [out] if out is not None else [self.fresh(base) for _ in range(n_out)]
-        doc = ""
-        if node is not None:
-            where = node.source_location
-            doc = f"labgrad %{node.id} {node.op_name}" + (f" at {where}" if where else "")
-            if getattr(node, "scope", None):
-                doc += f" in {node.scope}"
-        onnx_node = self.onnx.helper.make_node(op_type, list(inputs), outs,
-                                               name=self.fresh(f"{base}_{op_type}"), doc_string=doc,
-                                               **{k: v for k, v in attrs.items() if v is not None})
-        self.nodes.append(onnx_node)
-        return outs[0] if n_out == 1 else outs
-
-    def const(self, value, dtype=None, name=None):
-        arr = np.asarray(value, dtype=dtype)
-        small = arr.size <= 16 and name is None
-        key = (arr.dtype.str, arr.shape, arr.tobytes()) if small else None
-        if small and key in self._consts:
-            return self._consts[key]
-        cname = self.fresh(name or "const")
-        self.initializers.append(self.onnx.numpy_helper.from_array(np.ascontiguousarray(arr), cname))
-        if small:
-            self._consts[key] = cname
-        return cname
-
-    def ints(self, values):
-        return self.const(np.asarray(list(values), dtype=np.int64))
-
-    def value(self, x, dtype):
-        """The ONNX name for an input: an exported value, or a Python number as a scalar."""
-        if isinstance(x, V):
-            return x.name
-        return self.const(np.asarray(x, dtype=dtype))
 
 
 # ---------------------------------------------------------------- what to export
@@ -139,10 +54,6 @@ def trace(model, example_inputs):
     """The ``Executable`` for ``model`` on ``example_inputs``: an Executable as is; a
     ``JitFunction`` run once on them; an ``nn.Module`` traced with ``lg.jit`` in eval mode
     (its training flag is restored afterwards); any other callable traced with ``lg.jit``."""
-    from ..graph import Executable
-    from ..graph.jit_function import JitFunction, jit
-    from ..nn import Module
-
     if isinstance(model, Executable):
         return model
     inputs = _as_tuple(example_inputs)
@@ -297,7 +208,6 @@ def export(model, example_inputs=None, path=None, *, dynamic_batch=True, opset=D
     onnx = require("onnx")
     if not isinstance(opset, int) or opset < MIN_OPSET:
         raise ValueError(f"lg.onnx.export: opset must be an int >= {MIN_OPSET}, got {opset!r}")
-    from ..nn import Module
     if input_names is None and isinstance(model, Module):
         n_in = len(_as_tuple(example_inputs))
         input_names = ["input"] if n_in == 1 else [f"input_{i}" for i in range(n_in)]
@@ -312,7 +222,6 @@ def export(model, example_inputs=None, path=None, *, dynamic_batch=True, opset=D
         built = {n.op_name for n in executable.built_graph.nodes}
         if getattr(e, "op_name", None) is None or e.op_name in built:
             raise
-        from ..graph.passes import DEFAULT_PIPELINE, lower
         safe = [p for p in DEFAULT_PIPELINE if p in EXPORT_PASSES]
         graph, _ = lower(executable.built_graph, safe)
         m = _write(graph, opset, dynamic_batch, input_names, output_names)
@@ -336,7 +245,6 @@ def _max_ir_version(opset):
 def _write(graph, opset, dynamic_batch, input_names, output_names):
     """The ONNX model for ``graph`` (see ``export``)."""
     onnx = require("onnx")
-    from .mapping import IDENTITY_OPS, MAPPING
     b = Builder(opset)
     plans, skip = _find_patterns(graph)
     env = {}
@@ -380,7 +288,6 @@ def _write(graph, opset, dynamic_batch, input_names, output_names):
                 raise OnnxExportError(f"{e}{format_location(node.location)}") from None
             env[node.id] = V(name, node.aval.shape, node.aval.dtype, dyn)
         else:
-            from .mapping import SUPPORTED_OPS
             what = "unfold (sliding windows)" if node.op_name == "unfold" else repr(node.op_name)
             extra = ("\n  unfold is exported only inside the conv2d / max_pool2d / avg_pool2d "
                      "patterns (unfold then matmul, or unfold then max/mean over the window axis)."
@@ -422,8 +329,8 @@ def _write(graph, opset, dynamic_batch, input_names, output_names):
     onnx_graph = helper.make_graph(b.nodes, graph.name or "labgrad", graph_inputs, outputs,
                                    initializer=b.initializers,
                                    doc_string="exported by labgrad from executable.graph (after the passes)")
-    from .. import __version__
-    m = helper.make_model(onnx_graph, producer_name="labgrad", producer_version=str(__version__),
+    version = getattr(sys.modules.get("labgrad"), "__version__", "")
+    m = helper.make_model(onnx_graph, producer_name="labgrad", producer_version=str(version),
                           opset_imports=[helper.make_opsetid("", opset)])
     m.ir_version = min(m.ir_version, _max_ir_version(opset))
     return m

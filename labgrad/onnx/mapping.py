@@ -52,7 +52,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .export import OnnxExportError, V
+from ..ops.shape import INDEX_INPUT
+from .core import OnnxExportError, V
 
 INT_MAX = np.iinfo(np.int64).max
 INT_MIN = np.iinfo(np.int64).min
@@ -401,7 +402,6 @@ def _is_array(i):
 
 @_reg("getitem")
 def getitem(b, node, ins):
-    from ..ops.shape import INDEX_INPUT
     x, arrays = ins[0], list(ins[1:])
     index = node.attrs["index"]
     index = index if isinstance(index, tuple) else (index,)
@@ -460,7 +460,6 @@ def getitem(b, node, ins):
 
 
 def _gather(b, node, x, index, arrays):
-    from ..ops.shape import INDEX_INPUT
     adv = [k for k, i in enumerate(index) if i is INDEX_INPUT or _is_array(i) or isinstance(i, (list, tuple))]
     rest_ok = all(isinstance(i, slice) and i == slice(None) for k, i in enumerate(index) if k not in adv)
     if len(adv) != 1 or not rest_ok or None in index:

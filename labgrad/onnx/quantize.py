@@ -26,7 +26,8 @@ import os
 
 import numpy as np
 
-from .export import require
+from .core import require
+from .summary import load, session
 
 __all__ = ["QuantizeReport", "calibrate", "dequantize", "quantize", "quantize_weight"]
 
@@ -83,7 +84,6 @@ def calibrate(model, batches, method="minmax", percentile=99.99):
     ``method="minmax"``: the smallest and largest value seen; ``"percentile"``: the
     ``100 - percentile`` and ``percentile`` percentiles over all batches (outliers clipped)."""
     onnx = require("onnx")
-    from .summary import load, session
     if method not in ("minmax", "percentile"):
         raise ValueError(f"calibrate: method must be 'minmax' or 'percentile', got {method!r}")
     m = copy.deepcopy(load(model))
@@ -144,7 +144,6 @@ def quantize(model, calibration, path=None, *, per_channel=True, method="minmax"
     onnx = require("onnx")
     from onnx import helper, numpy_helper
 
-    from .summary import load
     float_model = load(model)
     if activations:
         ranges = calibration if isinstance(calibration, dict) else calibrate(float_model, calibration, method, percentile)

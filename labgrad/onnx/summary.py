@@ -11,7 +11,7 @@ import os
 
 import numpy as np
 
-from .export import require
+from .core import require
 
 __all__ = ["load", "run", "session", "summary", "to_dot", "to_graph"]
 
