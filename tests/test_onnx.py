@@ -258,3 +258,34 @@ def test_kernel_ops_made_by_a_pass_fall_back_to_the_graph_passes(tmp_path):
 
 def test_example_batch_of_one(tmp_path):
     check_model(small_cnn(), rand(1, 1, 8, 8), tmp_path / "one.onnx", batches=(1, 3))
+
+
+def test_declarative_residual_network(tmp_path):
+    """A model written as data (nn.from_config, with a skip connection) exports like any other."""
+    lg.manual_seed(6)
+    config = {"inputs": ["x"],
+              "layers": [
+                  {"name": "fc1", "type": "Linear", "params": {"in_features": 8, "out_features": 8}, "bottom": "x"},
+                  {"name": "act1", "type": "ReLU"},
+                  {"name": "fc2", "type": "Linear", "params": {"in_features": 8, "out_features": 8}},
+                  {"name": "skip", "type": "Add", "bottom": ["x", "fc2"], "top": "y"}],
+              "outputs": ["y"]}
+    model = nn.from_config(config)
+    m = check_model(model, rand(2, 8), tmp_path / "res.onnx", batches=(3, 6))
+    assert op_types(m).count("Add") == 3       # two biases and the skip connection
+
+
+def test_with_pattern_fusion(tmp_path):
+    """With the fusion pass on (linear, fma in the graph), the export computes the same."""
+    model = trained_bn_model()
+    model.eval()
+    f = lg.jit(lambda x: model(x), passes=["dce", "fold", "simplify", "cse", "patterns", "dce"])
+    x = rand(3, 1, 6, 6)
+    f(lg.tensor(x))
+    ops = {n.op_name for n in f.executable.graph.nodes}
+    assert ops & {"linear", "fma"}, ops
+    lonnx.export(f, lg.tensor(x), tmp_path / "fused.onnx")
+    for n in (2, 5):
+        xx = rand(n, 1, 6, 6, seed=n)
+        (got,) = lonnx.run(tmp_path / "fused.onnx", xx)
+        np.testing.assert_allclose(got, model(lg.tensor(xx)).numpy(), rtol=RTOL, atol=ATOL)
