@@ -289,3 +289,10 @@ def test_with_pattern_fusion(tmp_path):
         xx = rand(n, 1, 6, 6, seed=n)
         (got,) = lonnx.run(tmp_path / "fused.onnx", xx)
         np.testing.assert_allclose(got, model(lg.tensor(xx)).numpy(), rtol=RTOL, atol=ATOL)
+
+
+def test_dot_renders_with_viz(tmp_path):
+    render = pytest.importorskip("viz.render", reason="viz (the drawing package) is not importable")
+    lonnx.export(small_cnn(), lg.tensor(rand(2, 1, 8, 8)), tmp_path / "cnn.onnx")
+    svg = render.render_svg(lonnx.to_dot(tmp_path / "cnn.onnx"))
+    assert svg.lstrip().startswith("<svg") and "Conv" in svg
