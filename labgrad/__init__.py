@@ -22,7 +22,7 @@ from .functional import (abs, broadcast_to, clip, concatenate, cat, cos, exp, lo
                          where)
 from . import cuda, functional, ops, testing  # noqa: F401
 from . import data, io, nn, optim  # noqa: F401
-from . import distributed, profiler  # noqa: F401
+from . import distributed, onnx, profiler  # noqa: F401  (none imports its optional packages yet)
 from .io.checkpoint import load, save  # noqa: F401
 from .graph import (Executable, Graph, Node, Symbol, Variable, assign, compile, cond,  # noqa: F401
                     constant, gradients, jit, placeholder, while_loop)
