@@ -19,3 +19,4 @@ from .compare import compare  # noqa: F401
 from .stepper import BackpropStepper  # noqa: F401
 from .passes import PassExplorer  # noqa: F401
 from . import feedback  # noqa: F401  (exercises' visible checks: viz.feedback.check)
+from .onnx_view import draw_onnx  # noqa: F401  (an exported ONNX model: viz.draw_onnx("model.onnx"))
