@@ -7,11 +7,11 @@ import pytest
 pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 
-import labgrad as lg  # noqa: E402
-import labgrad.onnx as lonnx  # noqa: E402
-import viz  # noqa: E402
-from labgrad import nn  # noqa: E402
-from viz.onnx_view import _origin, onnx_family  # noqa: E402
+import labgrad as lg
+import labgrad.onnx as lonnx
+import viz
+from labgrad import nn
+from viz.onnx_view import _origin, onnx_family
 
 
 def small_cnn():
