@@ -101,7 +101,7 @@ def draw_onnx(model, *, show_weights=False, origin=True, rankdir="TB") -> GraphV
         if origin:
             where, scope = _origin(n["doc"])
             if where:
-                label += "<br/>" + _small(where + (f" · {scope}" if scope else ""), 8)
+                label += "<br/>" + _small(where + (f", {scope}" if scope else ""), 8)
         if n["op_type"] in ("QuantizeLinear", "DequantizeLinear"):
             attrs = {"shape": "ellipse", "style": "filled", "fillcolor": QUANT_FILL}
         else:
