@@ -19,3 +19,4 @@ from .compare import compare  # noqa: F401
 from .stepper import BackpropStepper  # noqa: F401
 from .passes import PassExplorer  # noqa: F401
 from . import feedback  # noqa: F401  (exercises' visible checks: viz.feedback.check)
+from .profile_view import ProfileView  # noqa: F401
