@@ -105,3 +105,11 @@ def test_draw_without_heat_is_unchanged(step):
     _, loss = step
     assert viz.draw(loss).dot == viz.draw(loss, heat=None).dot
     assert "993404" not in viz.draw(loss).dot
+
+
+def test_panels_show_themselves_as_png_with_a_stable_repr(step):
+    prof, _ = step
+    pic = viz.ProfileView(prof).memory()
+    assert repr(pic) == "<ProfileView memory curve>"
+    assert pic._repr_png_().startswith(b"\x89PNG")
+    assert pic.figure.axes == pic.axes                          # the figure's attributes pass through

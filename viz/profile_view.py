@@ -17,7 +17,7 @@ import base64
 import html
 import io
 
-__all__ = ["ProfileView"]
+__all__ = ["ProfileView", "Picture"]
 
 FORWARD = "#42a5f5"     # blue: forward ops
 BACKWARD = "#ef6c00"    # orange: backward rules
@@ -35,6 +35,34 @@ def _figure(width, height):
     return Figure(figsize=(width, height), dpi=100)
 
 
+def _png(fig):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    FigureCanvasAgg(fig)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return buf.getvalue()
+
+
+class Picture:
+    """One panel of a ``ProfileView``: a matplotlib ``Figure`` (``.figure``) that shows itself
+    as a PNG in a notebook. Anything else (``.axes``, ``.savefig(path)``) is the figure's."""
+
+    def __init__(self, figure, name):
+        self.figure = figure
+        self.name = name
+
+    def __getattr__(self, attr):
+        if attr == "figure":            # not set yet (copying, unpickling): no recursion
+            raise AttributeError(attr)
+        return getattr(self.figure, attr)
+
+    def _repr_png_(self):
+        return _png(self.figure)
+
+    def __repr__(self):
+        return f"<ProfileView {self.name}>"
+
+
 class ProfileView:
     """Pictures of a finished ``lg.profiler`` profile.
 
@@ -42,7 +70,7 @@ class ProfileView:
     the roofline is left out of the display (``roofline()`` still measures them when called).
     ``top``: how many rows the op table shows.
 
-    Panels (each a matplotlib ``Figure``): ``timeline()`` (one lane per thread and nesting depth;
+    Panels (each a ``Picture``: a matplotlib ``Figure`` shown as a PNG): ``timeline()`` (one lane per thread and nesting depth;
     forward ops blue, backward orange, ranges grey, communication purple, kernels green),
     ``roofline()`` (ops by arithmetic intensity and attained flop/s under the measured roofs),
     ``memory()`` (bytes live over time, the peak marked). ``table()`` is ``prof.table``.
@@ -112,11 +140,11 @@ class ProfileView:
         legend = [p for p, k in zip(legend, ("forward", "backward")) if ("op", k) in used]
         legend += [Patch(color=c, label=k) for k, c in COLORS.items() if any(u[0] == k for u in used)]
         if legend:
-            ax.legend(handles=legend, fontsize=8, loc="upper right", ncol=len(legend), frameon=False,
-                      bbox_to_anchor=(1.0, 1.0 + 0.6 / max(len(lanes), 1)))
+            ax.legend(handles=legend, fontsize=8, loc="center left", frameon=False,
+                      bbox_to_anchor=(1.0, 0.5))
         ax.set_title("timeline", fontsize=10, loc="left")
         fig.tight_layout()
-        return fig
+        return Picture(fig, "timeline")
 
     def memory(self, width=9.0):
         """Bytes live over time (a step curve), the peak marked."""
@@ -136,7 +164,7 @@ class ProfileView:
         ax.set_ylabel("live (KiB)")
         ax.set_title("memory: bytes the computation keeps alive", fontsize=10, loc="left")
         fig.tight_layout()
-        return fig
+        return Picture(fig, "memory curve")
 
     def roofline(self, peaks=None, width=6.5):
         """Each op (summed over its calls) at (flops/byte, attained flop/s) under the roofs."""
@@ -166,7 +194,7 @@ class ProfileView:
         where = f" · peaks measured on {peaks.device}" if peaks is not None else ""
         ax.set_title(f"roofline{where}", fontsize=10, loc="left")
         fig.tight_layout()
-        return fig
+        return Picture(fig, "roofline")
 
     # ---- the graph, heat-coloured
     def heat(self, loss):
@@ -193,12 +221,8 @@ class ProfileView:
         return out
 
     # ---- display
-    def _png(self, fig):
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        FigureCanvasAgg(fig)
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png")
-        return base64.b64encode(buf.getvalue()).decode("ascii")
+    def _png(self, picture):
+        return base64.b64encode(_png(picture.figure)).decode("ascii")
 
     def _table_html(self):
         t = self.table()
