@@ -150,6 +150,8 @@ def forward_figure(tape: Tape, options, annotations=None, active=None):
         if heat is not None:
             label += f'<br/><font point-size="8">{heat[1]}</font>'
             attrs.update(fillcolor=style.heat_color(heat[0]), penwidth="1.5")
+            if heat[0] > 0.7:       # dark fills: light text
+                attrs["fontcolor"] = "white"
         op_id = fig.add_node(label, attrs, scope=own_scope(op), highlight=hot)
         ids[id(op)] = op_id
         numbered = len(op.inputs) > 1 and not node.op.commutative
