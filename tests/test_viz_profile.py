@@ -67,6 +67,7 @@ def test_timeline_has_one_bar_per_event_coloured_by_phase(step):
     assert len(colors) == 3                                     # forward, backward, range
     labels = [t.get_text() for t in ax.get_yticklabels()]
     assert labels[0].startswith("thread 0") and any("depth 1" in s for s in labels)
+    assert "step" in {t.get_text() for t in ax.texts}           # wide bars carry their names
     legend = [t.get_text() for t in ax.get_legend().get_texts()]
     assert legend == ["forward op", "backward rule", "range"]
 

@@ -125,10 +125,14 @@ class ProfileView:
         fig = _figure(width, 0.9 + 0.32 * max(len(lanes), 1))
         ax = fig.add_subplot()
         scale = 1e3
+        span = max((e.end for e in events), default=0.0) - min((e.start for e in events), default=0.0)
         for e in events:
             y = lane_of[(threads.index(e.tid), e.depth)]
             ax.barh(y, max(e.dur, 1e-9) * scale, left=e.start * scale, height=0.8,
                     color=_event_color(e), edgecolor="white", linewidth=0.3)
+            if span > 0 and e.dur > 0.07 * span:          # wide enough to carry its name
+                ax.text((e.start + e.dur / 2) * scale, y, e.key, ha="center", va="center",
+                        fontsize=7, clip_on=True)
         ax.set_yticks(range(len(lanes)))
         ax.set_yticklabels([f"thread {t}" + (f" · depth {d}" if d else "") for t, d in lanes],
                            fontsize=8)
