@@ -21,3 +21,4 @@ from .passes import PassExplorer  # noqa: F401
 from . import feedback  # noqa: F401  (exercises' visible checks: viz.feedback.check)
 from .monitor import TrainingMonitor  # noqa: F401  (live curves during Trainer.fit)
 from .onnx_view import draw_onnx  # noqa: F401  (an exported ONNX model: viz.draw_onnx("model.onnx"))
+from .profile_view import ProfileView  # noqa: F401

@@ -35,6 +35,11 @@ class DrawOptions:
     rankdir: str = "TB"
     highlight: Any = None
     source: bool = False
+    heat: Any = None
+
+    def heat_of(self, node):
+        """``(fraction, text)`` for a tape node in ``heat``, or ``None``."""
+        return None if self.heat is None else self.heat.get(id(node))
 
     def highlighted(self) -> set:
         """``id``s of the objects to highlight (one object, or a list/tuple/set of them)."""
@@ -64,7 +69,7 @@ def register_drawer(cls):
 
 
 def draw(obj, *, values=True, grads=True, backward=False, depth=None, group=None, rankdir="TB",
-         highlight=None, source=False) -> GraphView:
+         highlight=None, source=False, heat=None) -> GraphView:
     """Draw ``obj`` as a graph and return a ``GraphView`` (shown inline in Jupyter).
 
     For an eager ``Tensor``: the ops that computed it (ovals, coloured by family) and the
@@ -84,6 +89,9 @@ def draw(obj, *, values=True, grads=True, backward=False, depth=None, group=None
     ``highlight``: a tensor or tape node (``y.grad_fn``), or a list of them, to emphasise.
     ``source``: static graphs (``Graph``, ``Executable``, ``lg.jit`` functions, symbols): write
     the user's line that made each node (``model.py:12``) under it.
+    ``heat``: eager tensors: ``{tape node: seconds}`` (``viz.ProfileView(prof).heat(loss)``
+    makes it from a profile): each op with a time is filled from pale yellow to deep red by
+    its share of the largest, and its time is written under it. Off by default.
 
     >>> x = lg.tensor([1.0, 2.0], requires_grad=True, name="x")
     >>> viz.draw((x * x).sum())
@@ -95,7 +103,8 @@ def draw(obj, *, values=True, grads=True, backward=False, depth=None, group=None
         raise ValueError(f"viz.draw: depth={depth!r} must be a positive int (the number of ops "
                          f"to show, counted back from the output), or None for all")
     options = DrawOptions(bool(values), bool(grads), bool(backward), depth,
-                          None if group is None else bool(group), rankdir, highlight, bool(source))
+                          None if group is None else bool(group), rankdir, highlight, bool(source),
+                          _heat_fractions(heat))
     for cls in type(obj).__mro__:
         drawer = _DRAWERS.get(cls)
         if drawer is not None:
@@ -104,3 +113,17 @@ def draw(obj, *, values=True, grads=True, backward=False, depth=None, group=None
     raise TypeError(f"viz.draw cannot draw a {type(obj).__name__}; it knows how to draw: {known}.\n"
                     f"  Pass a labgrad Tensor (e.g. a loss), or register a drawer with "
                     f"@viz.register_drawer({type(obj).__name__}).")
+
+
+def _heat_fractions(heat):
+    """``{tape node: seconds}`` -> ``{id(node): (fraction of the largest, "12.3 us")}``."""
+    if not heat:
+        return None
+    top = max(heat.values()) or 1.0
+    return {id(node): (seconds / top, _fmt_seconds(seconds)) for node, seconds in heat.items()}
+
+
+def _fmt_seconds(s):
+    if s >= 1e-3:
+        return f"{s * 1e3:.2f} ms"
+    return f"{s * 1e6:.1f} us"

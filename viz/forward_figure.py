@@ -145,8 +145,14 @@ def forward_figure(tape: Tape, options, annotations=None, active=None):
     for op in shown_ops:
         node = op.node
         hot = id(node) in highlighted or (not boxed(op.output) and id(node) in highlighted_results)
-        op_id = fig.add_node(op_label(node), style.op_node(node.op.family), scope=own_scope(op),
-                             highlight=hot)
+        label, attrs = op_label(node), style.op_node(node.op.family)
+        heat = options.heat_of(node)
+        if heat is not None:
+            label += f'<br/><font point-size="8">{heat[1]}</font>'
+            attrs.update(fillcolor=style.heat_color(heat[0]), penwidth="1.5")
+            if heat[0] > 0.7:       # dark fills: light text
+                attrs["fontcolor"] = "white"
+        op_id = fig.add_node(label, attrs, scope=own_scope(op), highlight=hot)
         ids[id(op)] = op_id
         numbered = len(op.inputs) > 1 and not node.op.commutative
         edge_active = style.ACTIVE_EDGE if op is active else {}

@@ -97,3 +97,12 @@ def pass_mark(kind) -> dict:
     mark = dict(PASS_MARKS[kind])
     mark.pop("fontcolor")
     return mark
+
+
+HEAT_COLORS = ("#fff7bc", "#fee391", "#fec44f", "#fe9929", "#ec7014", "#cc4c02", "#993404")
+
+
+def heat_color(fraction) -> str:
+    """Pale yellow (0, no time) to deep red-brown (1, the slowest op): ``viz.draw(..., heat=)``."""
+    fraction = min(max(float(fraction), 0.0), 1.0)
+    return HEAT_COLORS[min(int(fraction * len(HEAT_COLORS)), len(HEAT_COLORS) - 1)]
