@@ -138,13 +138,10 @@ def run_backward(outputs, seeds, retain_graph, create_graph, capture=None, on_st
     """
     order = topological_order([y.grad_fn for y in outputs if y.grad_fn is not None])
     rules = RuleRunner(outputs[0], order, create_graph, on_step)
-    grads = {}                         # TapeNode -> gradient of its output, summed over its users
-    leaves = LeafGradients(capture)    # leaf -> gradient, summed over every path
+    grads = {}   # a node -> the gradient of its output; a leaf -> its gradient; summed over users
     for y, g in zip(outputs, seeds):
-        if y.grad_fn is None:
-            leaves.add(y, rules.unwrap(g))
-        else:
-            grads[y.grad_fn] = rules.unwrap(g)
+        _add(grads, y.grad_fn or y, rules.unwrap(g))
+    watched = _watched_nodes(capture)
     array_ctx = rules.array_ctx if not context.hooks else None
     saved = context.grad_enabled, context.raw_arrays
     context.grad_enabled, context.raw_arrays = create_graph, rules.xp
@@ -153,8 +150,8 @@ def run_backward(outputs, seeds, retain_graph, create_graph, capture=None, on_st
             g = grads.pop(node, None)
             if g is None:
                 continue
-            if node.hooks or capture is not None:
-                g = rules.before_node(node, g, leaves)
+            if node.hooks or watched:
+                g = rules.before_node(node, g, watched)
             if array_ctx is not None and node.op.array_backward:  # 2. the op's rule (fast path:
                 array_ctx.node = node                             #    on raw arrays)
                 input_grads = node.op.backward(array_ctx, g)
@@ -165,20 +162,44 @@ def run_backward(outputs, seeds, retain_graph, create_graph, capture=None, on_st
                     continue
                 if gx.shape != x.data.shape:                    #    (a broadcast input: sum back)
                     gx = rules.sum_to(gx, x.data.shape)
-                fn = x.grad_fn
-                if fn is None:
-                    leaves.add(x, gx)
-                else:
-                    prev = grads.get(fn)
-                    grads[fn] = gx if prev is None else prev + gx
+                key = x.grad_fn or x                            #    (its node, or the leaf itself)
+                prev = grads.get(key)
+                grads[key] = gx if prev is None else prev + gx
             if on_step is not None:
                 on_step(node, g, input_grads)
             if not retain_graph:
                 node.release()
         context.raw_arrays = None
-        return leaves.finish(rules.wrap, create_graph)
+        return _deliver(grads, capture, watched, rules.wrap, create_graph)   # what is left: leaves
     finally:
         context.grad_enabled, context.raw_arrays = saved
+
+
+def _add(grads, key, g):
+    prev = grads.get(key)
+    grads[key] = g if prev is None else prev + g
+
+
+def _watched_nodes(capture):
+    """For ``lg.grad``: the node of each captured non-leaf tensor, and where its gradient goes."""
+    if capture is None:
+        return None
+    return {x.grad_fn: [x, None] for x in capture if x.grad_fn is not None} or None
+
+
+def _deliver(leaf_grads, capture, watched, wrap, create_graph):
+    """Store each leaf's gradient in its ``.grad``, or (``lg.grad``) return those captured, as
+    ``{id(tensor): gradient}``. Tensors hash by identity, so they key ``leaf_grads`` directly."""
+    if capture is None:
+        stored = None if create_graph else set()   # arrays already handed to a leaf
+        for leaf, g in leaf_grads.items():
+            accumulate_grad(leaf, wrap(g), stored)
+        return {}
+    found = {id(x): g for x, g in (watched or {}).values() if g is not None}
+    for x in capture:
+        if x.grad_fn is None and x in leaf_grads:
+            found[id(x)] = leaf_grads[x]
+    return {k: wrap(g) for k, g in found.items()}
 
 
 class ArrayCtx(Ctx):
@@ -265,7 +286,7 @@ class RuleRunner:
             grads = op.backward(node, self.wrap(g))
         return tuple(None if r is None else r.data for r in grads)
 
-    def before_node(self, node, g, leaves):
+    def before_node(self, node, g, watched):
         """A non-leaf's hooks (each may replace its gradient), and capture for ``lg.grad``."""
         if node.hooks:
             with context.setting(raw_arrays=None):   # user code: ops behave as usual
@@ -273,7 +294,8 @@ class RuleRunner:
                     out = hook(self.wrap(g))
                     if out is not None:
                         g = self.unwrap(out)
-        leaves.capture_node(node, g)
+        if watched and node in watched:
+            watched[node][1] = g
         return g
 
 
@@ -284,45 +306,6 @@ def _recorded_backward(node, g):
     name = f"{node.op.name} backward"
     with context.setting(scope=f"{node.scope}/{name}" if node.scope else name):
         return node.op.backward(node, g)
-
-
-class LeafGradients:
-    """Gradients arriving at leaves during one backward pass, stored once at the end."""
-
-    __slots__ = ("sums", "capture", "captured", "by_node", "leaf_ids")
-
-    def __init__(self, capture):
-        self.sums = {}                 # id(leaf) -> [leaf, gradient summed over every path]
-        self.capture = capture         # lg.grad: return these tensors' gradients instead
-        self.captured = {}             # id(tensor) -> gradient
-        if capture is not None:
-            self.by_node = {x.grad_fn: x for x in capture if x.grad_fn is not None}
-            self.leaf_ids = {id(x) for x in capture if x.grad_fn is None}
-
-    def add(self, x, g):
-        if self.capture is not None:
-            if id(x) in self.leaf_ids:
-                prev = self.captured.get(id(x))
-                self.captured[id(x)] = g if prev is None else prev + g
-            return
-        entry = self.sums.get(id(x))
-        if entry is None:
-            self.sums[id(x)] = [x, g]
-        else:
-            entry[1] = entry[1] + g
-
-    def capture_node(self, node, g):
-        if self.capture is None:
-            return
-        x = self.by_node.get(node)
-        if x is not None:
-            self.captured[id(x)] = g
-
-    def finish(self, wrap, create_graph):
-        stored = set()   # arrays already handed to a leaf
-        for x, g in self.sums.values():
-            accumulate_grad(x, wrap(g), stored=None if create_graph else stored)
-        return {k: wrap(g) for k, g in self.captured.items()}
 
 
 # ---------------------------------------------------------------- a leaf's .grad
@@ -339,10 +322,11 @@ def accumulate_grad(leaf, g, stored=None):
         out = hook(g)
         if out is not None:
             g = out
-    if leaf.grad is None:
+    current = leaf._grad if context.tracer is None else leaf.grad   # (the property, while tracing)
+    if current is None:
         store_grad(leaf, g, stored)
     else:
-        leaf.grad = leaf.grad + g
+        leaf.grad = current + g
 
 
 def store_grad(leaf, g, stored=None):
