@@ -498,6 +498,70 @@ class CpuKernel:
             raise TypeError(f"{k.name}: out= is for elementwise kernels; a reduction returns new arrays")
         return self._reduce(fn, plan, views)
 
+    def bind(self, shapes):
+        """A faster callable for inputs of these static shapes (C-contiguous, of the declared
+        dtypes), as compiled graphs call it: the plan is made once, and a call only checks
+        shapes and strides before it runs the loop (anything else takes the general path)."""
+        shapes = [tuple(s) for s in shapes]
+        k = self.kernel
+        if self.engine != "numba" or any(None in s for s in shapes) or len(shapes) != len(k.inputs):
+            return self
+        strides = [_c_strides_of(s, i.dtype.itemsize) for s, i in zip(shapes, k.inputs)]
+        try:
+            plan = make_plan(shapes, strides, k.reduce, k.output_deps)
+        except FusionError:
+            return self
+        fn = self._fn(plan.pattern)
+        n = len(shapes)
+        args = [f"a{j}" for j in range(n)]
+        check = " and ".join(f"a{j}.__class__ is ndarray and a{j}.shape == S{j} and a{j}.strides == T{j}"
+                             for j in range(n)) or "True"
+        views = ", ".join(f"a{j}.reshape(V{j})" for j in range(n))
+        ns = {"ndarray": np.ndarray, "fn": fn, "slow": self, "LOOP": plan.loop_shape, "np": np}
+        for j in range(n):
+            ns[f"S{j}"], ns[f"T{j}"], ns[f"V{j}"] = shapes[j], strides[j], plan.input_shapes[j]
+        lines = [f"def {k.name}({', '.join(args + ['out=None'])}):",
+                 f"    if not ({check}):",
+                 f"        return slow({', '.join(args)}, out=out)"]
+        if k.reduce is None:
+            outs = []
+            for j, (o, shape, view) in enumerate(zip(k.outputs, plan.output_shapes, plan.output_views)):
+                ns[f"O{j}"], ns[f"W{j}"], ns[f"D{j}"] = tuple(shape), view, o.dtype
+                outs.append(f"o{j}")
+            if len(outs) == 1:
+                lines += ["    o0 = np.empty(O0, D0) if out is None else out"]
+            else:
+                lines += [f"    {', '.join(outs)}, = [np.empty(s, d) for s, d in "
+                          f"(({', '.join(f'(O{j}, D{j})' for j in range(len(outs)))}))] if out is None else out"]
+            lines += [f"    fn({views}{', ' if n else ''}{', '.join(f'o{j}.reshape(W{j})' for j in range(len(outs)))}, LOOP)"]
+            if 0 in plan.loop_shape:
+                return self
+            lines += [f"    return {outs[0] if len(outs) == 1 else '(' + ', '.join(outs) + ')'}"]
+        else:
+            if plan.count == 0:
+                return self
+            red = k.reduce
+            accs = []
+            for j, o in enumerate(k.outputs):
+                adt = _acc_dtype(red.kind, o.value_dtype, o.dtype)
+                ns[f"I{j}"], ns[f"A{j}"], ns[f"D{j}"] = _identity(red.kind, adt), adt, o.dtype
+                lines.append(f"    acc{j} = np.full(ACC, I{j}, A{j})")
+                accs.append(f"acc{j}")
+            ns["ACC"], ns["RED"], ns["COUNT"] = plan.acc_shape, plan.reduced_shape, plan.count
+            lines.append(f"    fn({views}{', ' if n else ''}{', '.join(accs)}, LOOP)")
+            results = []
+            for j in range(len(accs)):
+                value = f"acc{j} / COUNT" if red.kind == "mean" else f"acc{j}"
+                lines.append(f"    r{j} = ({value}).astype(D{j}, copy=False).reshape(RED)")
+                results.append(f"r{j}")
+            lines.append(f"    return {results[0] if len(results) == 1 else '(' + ', '.join(results) + ')'}")
+        exec(compile("\n".join(lines) + "\n", f"<{k.name} bound>", "exec"), ns)  # noqa: S102
+        bound = ns[k.name]
+        bound.source = self.source
+        bound.kernel = k
+        bound.general = self
+        return bound
+
     def _reduce(self, fn, plan, views):
         k, red = self.kernel, self.kernel.reduce
         if red.kind == "max" and plan.count == 0 and int(np.prod(plan.reduced_shape)) > 0:
@@ -542,6 +606,14 @@ def _as_input(a, inp):
             raise TypeError(f"input {inp.name!r} was declared {inp.dtype}, got a {a.dtype} array")
         return a
     return np.asarray(a, inp.dtype)
+
+
+def _c_strides_of(shape, itemsize):
+    strides, acc = [], itemsize
+    for d in reversed(shape):
+        strides.append(acc)
+        acc *= max(d, 1)
+    return tuple(reversed(strides))
 
 
 def _c_strides(shape):

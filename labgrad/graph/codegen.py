@@ -45,6 +45,7 @@ class _Program:
         self.line_nodes = {}         # (function index, line in function) -> (graph, node, input exprs)
         self._taken = set(self.namespace) | set(dir(builtins))
         self._bound = {}             # id(value) -> name
+        self.kernels = {}            # fused kernel name -> its source (what a student reads)
 
     def bind(self, base, value):
         """A global name for ``value`` in the generated module (reused for the same object)."""
@@ -166,14 +167,52 @@ class _FunctionWriter:
             self.while_(node)
         elif kind == "op":
             self.op(node)
+        elif kind == "fused":
+            self.fused(node)
         else:
             raise LabgradError(f"internal: cannot generate code for a {kind} node here")
+
+    def buffer(self, node):
+        """The name of the planned buffer ``node`` writes into (``out=``), or None."""
+        plan = getattr(self.graph, "memory_plan", None)
+        if plan is None or node.id not in plan.out:
+            return None
+        b = plan.out[node.id]
+        base = f"_buf{b}"
+        if base not in self.p.namespace:
+            (size,), dtype, device = plan.buffers[b]
+            self.p.namespace[base] = get_backend(device).xp.empty(size, dtype)
+            self.p._taken.add(base)
+        shape = tuple(node.aval.shape)
+        shapes = {tuple(self.graph.nodes[i].aval.shape) for i, c in plan.out.items() if c == b}
+        name = f"buf{b}" if len(shapes) == 1 else f"buf{b}_" + "x".join(map(str, shape))
+        if name not in self.p.namespace:   # a view of the buffer's first elements, made once
+            n = int(np.prod(shape, dtype=np.int64))
+            self.p.namespace[name] = self.p.namespace[base][:n].reshape(shape)
+            self.p._taken.add(name)
+        return name
 
     def op(self, node):
         op = node.op
         args = [self.ref(x) for x in node.inputs]
         in_device = next((x.device for x in node.inputs if isinstance(x, Node)), node.device)
         xp = self.xp(in_device)
+        buf = self.buffer(node)
+        if buf is not None:
+            name = self.local(node)
+            self.names[node.id] = name
+            self.args[node.id] = args
+            if op.name == "linear":
+                lines = [f"{name} = {xp}.matmul({args[0]}, {args[1]}, out={buf})",
+                         f"{xp}.add({name}, {args[2]}, out={name})"]
+                if node.attrs["relu"]:
+                    lines.append(f"{xp}.maximum({name}, 0, out={name})")
+                self.add(lines, node, set(args), name)
+                return
+            ufunc = "matmul" if op.name == "matmul" else "maximum" if op.name == "relu" else op.ufunc
+            extra = ", 0" if op.name == "relu" else ""
+            self.add(f"{name} = {xp}.{ufunc}({', '.join(args)}{extra}, out={buf})", node, set(args), name)
+            return
         expr = inline_forward(op, xp, args, node.attrs, self.p)
         if expr is None:
             fn = self.p.bind(f"{op.name}_forward", op.forward)
@@ -183,6 +222,26 @@ class _FunctionWriter:
         self.names[node.id] = name
         self.args[node.id] = args
         self.add(f"{name} = {expr}", node, set(args), name)
+
+    def fused(self, node):
+        """One call to the kernel the backend compiled for the group: ``v7 = fused_3f2a1c(v1, v2)``."""
+        from ..ops.fused_kernel import compiled_kernel
+
+        attr = node.attrs["kernel"]
+        compiled = compiled_kernel(get_backend(node.device), attr.kernel)
+        shapes = [x.aval.shape for x in node.inputs]
+        if hasattr(compiled, "bind") and all(None not in s for s in shapes):
+            compiled = compiled.bind(shapes)     # plan made once: a call checks and runs
+        fn = self.p.bind(attr.name, compiled)
+        src = getattr(compiled, "source", None)
+        self.p.kernels[attr.name] = src if src is not None else repr(compiled)
+        args = [self.ref(x) for x in node.inputs]
+        name = self.local(node)
+        self.names[node.id] = name
+        self.args[node.id] = args
+        buf = self.buffer(node)
+        out = f", out={buf}" if buf is not None else ""
+        self.add(f"{name} = {fn}({', '.join(args)}{out})", node, set(args), name)
 
     def _sub(self, graph, label, returns):
         fname = self.p.reserve(f"{self.fname}_{label}")
@@ -330,11 +389,12 @@ def _write_weak(ref, array):
 
 
 def generate(graph, home_device):
-    """Python source for ``graph``: ``(source, namespace, function name, line map)``.
+    """Python source for ``graph``: ``(source, namespace, function name, line map, kernels)``.
 
     The namespace holds the values the source refers to (array modules, constants, variables'
     tensors); the line map says which ``(graph, node, input expressions)`` each line runs, so
-    that an error can be traced back to the node and the user's line.
+    that an error can be traced back to the node and the user's line. ``kernels`` maps the
+    name of each fused kernel the code calls to its generated source.
     """
     program = _Program()
     fname = program.reserve(_identifier(graph.name))
@@ -347,4 +407,4 @@ def generate(graph, home_device):
                 line_map[offset + line] = value
         source_lines.extend(lines + [""])
     source = "\n".join(source_lines).rstrip() + "\n"
-    return source, dict(program.namespace), fname, line_map
+    return source, dict(program.namespace), fname, line_map, dict(program.kernels)

@@ -23,6 +23,8 @@ from ..ir import Graph
 from .cse import common_subexpression_elimination
 from .dce import dead_code_elimination
 from .fold import constant_folding
+from .fuse import elementwise_fusion, kernel_count
+from .memory import MemoryPlan, memory_planning
 from .report import PassReport, fmt_bytes, make_report, survivors
 from .patterns import pattern_fusion
 from .simplify import algebraic_simplification, simplify_unsafe
@@ -30,7 +32,8 @@ from .simplify import algebraic_simplification, simplify_unsafe
 __all__ = ["PASSES", "DEFAULT_PIPELINE", "FUSION_PIPELINE", "enable_fusion", "PassReport", "lower",
            "register_pass", "resolve",
            "make_report", "survivors", "fmt_bytes", "dead_code_elimination", "constant_folding",
-           "common_subexpression_elimination", "algebraic_simplification", "simplify_unsafe", "pattern_fusion"]
+           "common_subexpression_elimination", "algebraic_simplification", "simplify_unsafe", "pattern_fusion",
+           "elementwise_fusion", "kernel_count", "memory_planning", "MemoryPlan"]
 
 #: every known pass, by name
 PASSES = {
@@ -40,6 +43,8 @@ PASSES = {
     "simplify": algebraic_simplification,
     "simplify_unsafe": simplify_unsafe,   # not in the default pipeline: changes some values
     "patterns": pattern_fusion,
+    "fuse": elementwise_fusion,
+    "memory": memory_planning,
 }
 
 #: what ``lg.compile`` and ``lg.jit`` run by default, in order. Dead code goes first (less to
@@ -49,13 +54,13 @@ PASSES = {
 #: after ``cse`` (pattern fusion needs to know how many users a product really has): they join
 #: together, when fused kernels exist, with ``enable_fusion()``; memory planning goes last,
 #: after the final ``dce``.
-DEFAULT_PIPELINE = ["dce", "fold", "simplify", "cse", "dce"]
+DEFAULT_PIPELINE = ["dce", "fold", "simplify", "cse", "patterns", "fuse", "dce", "memory"]
 
 #: the fusion passes, in order, that ``enable_fusion`` puts after ``cse``. Pattern fusion alone
 #: buys little with NumPy (``fma`` is still two NumPy calls), and it changes the printed graphs
 #: of chapters 04-05 (``a * b + 1`` reads ``fma``), so it is not in the default pipeline until
 #: elementwise fusion (which writes one loop per ``fma``) joins it.
-FUSION_PIPELINE = ["patterns"]
+FUSION_PIPELINE = ["patterns", "fuse"]
 
 #: run ``graph.verify()`` after every pass (cheap; catches a broken pass where it broke)
 VERIFY = True
