@@ -29,6 +29,7 @@ from ..backends import get_backend
 from ..autograd import store_grad
 from ..errors import LabgradError
 from ..tensor import Tensor
+from ..ops.fused_kernel import compiled_kernel
 from .inline import inline_forward, is_literal
 from .ir import Node
 
@@ -225,8 +226,6 @@ class _FunctionWriter:
 
     def fused(self, node):
         """One call to the kernel the backend compiled for the group: ``v7 = fused_3f2a1c(v1, v2)``."""
-        from ..ops.fused_kernel import compiled_kernel
-
         attr = node.attrs["kernel"]
         compiled = compiled_kernel(get_backend(node.device), attr.kernel)
         shapes = [x.aval.shape for x in node.inputs]

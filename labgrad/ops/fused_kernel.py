@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import threading
 
+from ..backends import CPU, get_backend
 from ..errors import LabgradError
-from .registry import GRAPH_OPS, Aval, Op, nbytes
+from .registry import GRAPH_OPS, Aval, Op, get_op, nbytes
 
 __all__ = ["fused", "KernelAttr", "compiled_kernel"]
 
@@ -58,8 +59,6 @@ class KernelAttr:
     def failing_step(self, input_avals):
         """``(step index, error)`` of the first step whose ``infer`` rejects the avals the
         kernel got at run time (a shape that does not broadcast...), or None."""
-        from .registry import get_op
-
         env = {i.name: a for i, a in zip(self.kernel.inputs, input_avals)}
         for k, step in enumerate(self.kernel.steps):
             args = [env.get(r, r) if isinstance(r, str) else r for r in step.refs]
@@ -82,8 +81,6 @@ def compiled_kernel(backend, kernel):
 
 
 def _forward(xp, *arrays, kernel):
-    from ..backends import CPU, get_backend
-
     backend = CPU
     if xp.__name__ != "numpy":     # a CuPy array: the GPU it lives on
         dev = next((a.device for a in arrays if hasattr(a, "device")), None)

@@ -93,6 +93,19 @@ def _passes(node):
     return calls + infix
 
 
+def _live(graph):
+    """Ids of the nodes an output or an effect needs."""
+    stack = [o for o in graph.outputs if isinstance(o, Node)]
+    stack += [n for n in graph.nodes if n.op.writes_state or n.op.random]
+    live = set()
+    while stack:
+        n = stack.pop()
+        if n.id not in live:
+            live.add(n.id)
+            stack.extend(x for x in n.input_nodes if x.id not in live)
+    return live
+
+
 def _reduction(node):
     """``(kind, axes, keepdims)`` when ``node`` is a reduction a kernel can end with."""
     if node.kind != "op" or node.op.name not in REDUCTIONS:
@@ -121,6 +134,7 @@ def elementwise_fusion(graph):
     out_ids = {o.id for o in graph.outputs if isinstance(o, Node)}
     not_fused = {}         # node id -> why
     notes = []
+    live = _live(graph)    # dead nodes (a rewrite's leftovers) join no group: dce drops them
 
     # ---- union-find over groups
     parent = {}
@@ -141,7 +155,7 @@ def elementwise_fusion(graph):
             if x.id in group:
                 deps.add(group[x.id])
         anc[node.id] = deps
-        if node.kind != "op" or node.op.expr is None:
+        if node.kind != "op" or node.op.expr is None or node.id not in live:
             continue
         why = _why_not_elementwise(node)
         if why is not None:
@@ -301,6 +315,7 @@ def elementwise_fusion(graph):
             node = Node(fused_op, tuple(env[x.id] for x in inputs), {"kernel": attr},
                         aval=avals[0] if len(avals) == 1 else tuple(avals), device=last.device,
                         location=last.location, name=last.name)
+            node.scope = last.scope     # (a drawing groups it with the module of its last op)
             order.append(node)
             red = reduce_of.get(u[1])
             if red is not None:
