@@ -529,7 +529,10 @@ class CpuKernel:
                 ns[f"O{j}"], ns[f"W{j}"], ns[f"D{j}"] = tuple(shape), view, o.dtype
                 outs.append(f"o{j}")
             if len(outs) == 1:
-                lines += ["    o0 = np.empty(O0, D0) if out is None else out"]
+                lines += ["    if out is not None and not out.flags.c_contiguous:",
+                          f"        out[...] = slow({', '.join(args)})",
+                          "        return out",
+                          "    o0 = np.empty(O0, D0) if out is None else out"]
             else:
                 lines += [f"    {', '.join(outs)}, = [np.empty(s, d) for s, d in "
                           f"(({', '.join(f'(O{j}, D{j})' for j in range(len(outs)))}))] if out is None else out"]

@@ -30,6 +30,7 @@ from ..autograd import store_grad
 from ..errors import LabgradError
 from ..tensor import Tensor
 from ..ops.fused_kernel import compiled_kernel
+from ..ops.shape import sum_to_axes
 from .inline import inline_forward, is_literal
 from .ir import Node
 
@@ -176,6 +177,9 @@ class _FunctionWriter:
     def buffer(self, node):
         """The name of the planned buffer ``node`` writes into (``out=``), or None."""
         plan = getattr(self.graph, "memory_plan", None)
+        if plan is not None and node.id in plan.into_variable:   # a state update, in place
+            var = plan.into_variable[node.id]
+            return f"{self.p.bind(var.name or 'var', var.value)}.data"
         if plan is None or node.id not in plan.out:
             return None
         b = plan.out[node.id]
@@ -214,7 +218,9 @@ class _FunctionWriter:
             extra = ", 0" if op.name == "relu" else ""
             self.add(f"{name} = {xp}.{ufunc}({', '.join(args)}{extra}, out={buf})", node, set(args), name)
             return
-        expr = inline_forward(op, xp, args, node.attrs, self.p)
+        expr = _specialized(node, xp, args)
+        if expr is None:
+            expr = inline_forward(op, xp, args, node.attrs, self.p)
         if expr is None:
             fn = self.p.bind(f"{op.name}_forward", op.forward)
             parts = [xp] + args + [f"{k}={self.p.literal(k, v)}" for k, v in node.attrs.items()]
@@ -287,6 +293,8 @@ class _FunctionWriter:
             if n.kind == "assign":
                 last[n.target.id] = n
         written = {a.target.id for a in last.values() if a.target.attrs.get("slot") != "grad"}
+        plan = getattr(self.graph, "memory_plan", None)
+        direct = {v.id for v in plan.into_variable.values()} if plan is not None else set()
         copies, out, stamped, stored_set = [], [], [], []
         for assign in last.values():
             var, value = assign.target, assign.inputs[1]
@@ -307,7 +315,8 @@ class _FunctionWriter:
                 out.append((f"{self.p.bind('write_weak', _write_weak)}({ref}, {val})", {val}))
             else:
                 owner = self.p.bind(var.name or "var", var.value)
-                out.append((f"{owner}.data[...] = {val}", {val}))
+                if var.id not in direct:    # (else the update wrote its array already)
+                    out.append((f"{owner}.data[...] = {val}", {val}))
                 stamped.append(owner)
         out.extend((f"{o}._mark_modified()", set()) for o in stamped)
         return [(f"{v} = {v}.copy()", {v}) for v in copies] + stored_set + out
@@ -341,6 +350,26 @@ class _FunctionWriter:
                 self.p.line_nodes[(index, len(lines))] = (self.graph, node, self.args.get(node.id, ()))
         self.p.functions.append(lines)
         return self.fname
+
+
+def _specialized(node, xp, args):
+    """A cheaper spelling of a few ops when the shapes are known when the code is written:
+    ``sum_to`` as the plain sum it is (axes worked out now, not on every call), a matrix
+    transpose as ``.T``."""
+    name = node.op.name
+    src = node.inputs[0] if node.inputs else None
+    if not isinstance(src, Node) or isinstance(src.aval, tuple):
+        return None
+    if name == "sum_to" and None not in src.aval.shape:
+        lead, axes = sum_to_axes(src.aval.shape, node.attrs["shape"])
+        if not axes:
+            return None
+        if len(axes) == lead:
+            return f"{xp}.sum({args[0]}, axis={axes!r})"
+        return f"{xp}.sum({args[0]}, axis={axes!r}, keepdims=True).reshape({tuple(node.aval.shape)!r})"
+    if name == "transpose" and tuple(node.attrs["axes"]) == (1, 0):
+        return f"{args[0]}.T"
+    return None
 
 
 def _natural(name):

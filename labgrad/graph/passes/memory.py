@@ -17,7 +17,11 @@ Without a plan every op allocates a fresh array for its result, on every call. T
    that dies at that op (same shape and dtype, read at the same index it writes). Only
    buffers the plan made are ever written: never a variable's array, a fed array, or a view of
    one.
-4. *Safety across calls*: a value the caller gets back (an output, or anything that may alias
+4. *State updates in place*: ``w <- f(w, g)`` computed by an elementwise kernel or ufunc
+   writes into ``w``'s own array when nothing reads ``w`` (or a view of it) later in the run
+   and the new value has no other reader; the copy at the end of the run goes away. (If a
+   later node fails, that update has already happened.)
+5. *Safety across calls*: a value the caller gets back (an output, or anything that may alias
    one) and a gradient stored in a parameter's ``.grad`` are never put in a buffer, so a later
    call cannot overwrite an array someone holds.
 
@@ -124,6 +128,7 @@ class MemoryPlan:
     out: dict = field(default_factory=dict)
     buffers: list = field(default_factory=list)
     inplace: dict = field(default_factory=dict)     # node id -> the input id whose buffer it took
+    into_variable: dict = field(default_factory=dict)   # node id -> the variable node it updates
     last_use: dict = field(default_factory=dict)
     peak_naive: int = 0
     peak_freed: int = 0
@@ -131,7 +136,8 @@ class MemoryPlan:
 
     def lines(self):
         out = [f"{len(self.buffers)} buffers ({fmt_bytes(sum(_nbytes_of(b) for b in self.buffers))}) "
-               f"for {len(self.out)} results, {len(self.inplace)} in place"]
+               f"for {len(self.out)} results, {len(self.inplace)} in place, "
+               f"{len(self.into_variable)} state updates in place"]
         for nid, b in sorted(self.out.items()):
             shape, dtype, _ = self.buffers[b]
             extra = f" (in place of %{self.inplace[nid]})" if nid in self.inplace else ""
@@ -166,8 +172,10 @@ def plan(graph):
     """The ``MemoryPlan`` for ``graph`` (top level only; subgraphs allocate as they run)."""
     last = liveness(graph)
     protected = _protected(graph)
+    p = MemoryPlan(last_use=last)
+    _updates_in_place(graph, p, protected)
     candidates = {n.id for n in graph.nodes
-                  if writes_out(n) and n.id not in protected and not isinstance(n.aval, tuple)
+                  if writes_out(n) and n.id not in protected and n.id not in p.into_variable and not isinstance(n.aval, tuple)
                   and None not in n.aval.shape and n.aval.ndim >= 1 and n.id in last}
     roots = alias_roots(graph, candidates)
     # when each buffer's memory is free again: after the last use of every value that may alias it
@@ -175,7 +183,6 @@ def plan(graph):
     for n in graph.nodes:
         for r in roots.get(n.id, ()):
             release[r] = max(release.get(r, -1), last.get(n.id, n.id))
-    p = MemoryPlan(last_use=last)
     free = {}                       # (dtype, device) -> [buffer indices]
     frees_at = {}                   # node index -> [(key, buffer)] released after it
     sizes = []                      # elements of each buffer (the most any of its values needs)
@@ -215,9 +222,70 @@ def plan(graph):
     return p
 
 
+def _updates_in_place(graph, p, protected):
+    """A state update ``w <- f(w, ...)`` computed by an elementwise kernel or ufunc writes
+    straight into ``w``'s array (no buffer, no copy at the end of the run) when nothing reads
+    ``w``, or a view of it, after that node, and nothing else reads the new value."""
+    users = graph.users()
+    last = {}
+    for a in graph.assigns:
+        last[a.target.id] = a
+    by_tensor = {}
+    for v in graph.variables:
+        by_tensor.setdefault((id(v.value), v.attrs.get("slot")), []).append(v)
+    # the last node that reads each variable's memory (through views too), assigns' targets apart
+    reads = {}
+    aliases = {}
+    for n in graph.nodes:
+        if n.kind == "variable":
+            aliases[n.id] = {n.id}
+        elif n.kind in ("placeholder", "constant", "arg") or _fresh(n):
+            aliases[n.id] = set()
+        else:
+            r = set()
+            for k, x in enumerate(n.inputs):
+                if isinstance(x, Node) and not (n.kind == "assign" and k == 0):
+                    r |= aliases.get(x.id, set())
+            aliases[n.id] = r
+        for k, x in enumerate(n.inputs):
+            if isinstance(x, Node) and not (n.kind == "assign" and k == 0):
+                at = len(graph.nodes) if n.kind == "assign" else n.id
+                for v in aliases.get(x.id, ()):
+                    reads[v] = max(reads.get(v, -1), at)
+    for o in graph.outputs:
+        if isinstance(o, Node):
+            for v in aliases.get(o.id, ()):
+                reads[v] = len(graph.nodes)
+    counts = {}
+    for a in graph.assigns:
+        counts[a.target.id] = counts.get(a.target.id, 0) + 1
+    for var_id, a in last.items():
+        var = a.target
+        u = a.inputs[1]
+        if (counts[var_id] != 1 or var.attrs.get("slot") == "grad" or var.attrs.get("weak")
+                or not isinstance(u, Node) or not writes_out(u) or not _elementwise(u)
+                or u.id in protected or isinstance(u.aval, tuple)
+                or (u.aval.shape, u.aval.dtype) != (var.aval.shape, var.aval.dtype)
+                or [x.id for x in users[u.id]] != [a.id]):
+            continue
+        same = by_tensor.get((id(var.value), var.attrs.get("slot")), [var])
+        if any(c is not var and counts.get(c.id) for c in same):
+            continue
+        if any(reads.get(c.id, -1) > u.id for c in same):
+            continue
+        # u reads the variable only elementwise-aligned: as the variable node itself
+        ok = True
+        for x in u.input_nodes:
+            if aliases.get(x.id, set()) & {c.id for c in same} and x.kind != "variable":
+                ok = False
+        if ok:
+            p.into_variable[u.id] = var
+
+
 def _peaks(graph, p, last, roots):
     """(nothing planned, fresh arrays freed after their last use, the plan)."""
     allocs = [n for n in graph.nodes if (n.kind == "fused" or (n.kind == "op" and not n.op.view))]
+    direct = set(p.into_variable)
     naive = sum(_nbytes(n.aval) for n in allocs)
 
     def simulate(planned):
@@ -236,7 +304,7 @@ def _peaks(graph, p, last, roots):
     allocs = set(allocs)
     freed = simulate(set())
     pool = sum(_nbytes_of(b) for b in p.buffers)
-    return naive, freed, pool + simulate(set(p.out))
+    return naive, freed, pool + simulate(set(p.out) | direct)
 
 
 def memory_planning(graph):
