@@ -25,11 +25,14 @@ import re
 
 import numpy as np
 
-from ..backends import get_backend
+from ..backends import get_backend, kernels_cpu
 from ..autograd import store_grad
+from ..context import context
 from ..errors import LabgradError
 from ..tensor import Tensor
+from ..backends.fusion import FusedKernel, FusionError
 from ..ops.fused_kernel import compiled_kernel
+from ..ops.registry import get_op
 from ..ops.shape import sum_to_axes
 from .inline import inline_forward, is_literal
 from .ir import Node
@@ -197,6 +200,24 @@ class _FunctionWriter:
             self.p._taken.add(name)
         return name
 
+    def bias_relu(self, node):
+        """A fused kernel ``relu(y + b)`` for a ``linear`` node's epilogue (CPU, static shapes),
+        or None."""
+        y, b = node.aval, node.inputs[2].aval
+        if node.device.type != "cpu" or None in y.shape or None in b.shape or not kernels_cpu.available():
+            return None
+        try:
+            kernel = FusedKernel([("y", y.dtype, y.shape), ("b", b.dtype, b.shape)],
+                                 [("t0", get_op("add"), ("y", "b"), {}, y.dtype),
+                                  ("t1", get_op("relu"), ("t0",), {}, y.dtype)], ["t1"])
+        except FusionError:
+            return None
+        kernel.name = f"fused_{kernel.key[:6]}"
+        compiled = compiled_kernel(get_backend(node.device), kernel).bind([y.shape, b.shape])
+        name = self.p.bind(kernel.name, compiled)
+        self.p.kernels[kernel.name] = compiled.source
+        return name
+
     def op(self, node):
         op = node.op
         args = [self.ref(x) for x in node.inputs]
@@ -208,17 +229,21 @@ class _FunctionWriter:
             self.names[node.id] = name
             self.args[node.id] = args
             if op.name == "linear":
-                lines = [f"{name} = {xp}.matmul({args[0]}, {args[1]}, out={buf})",
-                         f"{xp}.add({name}, {args[2]}, out={name})"]
-                if node.attrs["relu"]:
-                    lines.append(f"{xp}.maximum({name}, 0, out={name})")
+                lines = [f"{name} = {xp}.matmul({args[0]}, {args[1]}, out={buf})"]
+                bias_relu = self.bias_relu(node) if node.attrs["relu"] else None
+                if bias_relu is not None:    # bias and relu in one loop, in place
+                    lines.append(f"{bias_relu}({name}, {args[2]}, out={name})")
+                else:
+                    lines.append(f"{xp}.add({name}, {args[2]}, out={name})")
+                    if node.attrs["relu"]:
+                        lines.append(f"{xp}.maximum({name}, 0, out={name})")
                 self.add(lines, node, set(args), name)
                 return
             ufunc = "matmul" if op.name == "matmul" else "maximum" if op.name == "relu" else op.ufunc
             extra = ", 0" if op.name == "relu" else ""
             self.add(f"{name} = {xp}.{ufunc}({', '.join(args)}{extra}, out={buf})", node, set(args), name)
             return
-        expr = _specialized(node, xp, args)
+        expr = _specialized(node, xp, args, self.p)
         if expr is None:
             expr = inline_forward(op, xp, args, node.attrs, self.p)
         if expr is None:
@@ -352,11 +377,17 @@ class _FunctionWriter:
         return self.fname
 
 
-def _specialized(node, xp, args):
+def _specialized(node, xp, args, program):
     """A cheaper spelling of a few ops when the shapes are known when the code is written:
     ``sum_to`` as the plain sum it is (axes worked out now, not on every call), a matrix
-    transpose as ``.T``."""
+    transpose as ``.T``, softmax cross-entropy and its gradient as one Numba loop over the
+    rows on the CPU (``backends/kernels_cpu.py``)."""
     name = node.op.name
+    if (name in kernels_cpu.SUPPORTED and node.device.type == "cpu" and kernels_cpu.available()
+            and all(isinstance(x, Node) for x in node.inputs)
+            and kernels_cpu.fits([x.aval for x in node.inputs])):
+        fn = program.bind(f"{name}_kernel", kernels_cpu.SUPPORTED[name])
+        return f"{fn}({', '.join(args)})"
     src = node.inputs[0] if node.inputs else None
     if not isinstance(src, Node) or isinstance(src.aval, tuple):
         return None
@@ -405,7 +436,11 @@ def _may_alias(value, variables):
 
 def _store_grad_array(leaf, array, stored):
     """``leaf.grad`` = a gradient array the graph computed, stored by ``autograd.store_grad``
-    as eager backward stores it."""
+    as eager backward stores it (the common case, a fresh array outside a trace, directly)."""
+    if context.tracer is None and getattr(array, "base", None) is None and id(array) not in stored:
+        stored.add(id(array))
+        leaf._grad = Tensor._wrap(array, leaf._backend)
+        return
     store_grad(leaf, Tensor._wrap(array, leaf._backend), stored)
 
 
