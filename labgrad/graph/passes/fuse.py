@@ -97,6 +97,7 @@ def _live(graph):
     """Ids of the nodes an output or an effect needs."""
     stack = [o for o in graph.outputs if isinstance(o, Node)]
     stack += [n for n in graph.nodes if n.op.writes_state or n.op.random]
+    stack += list(graph.inputs)
     live = set()
     while stack:
         n = stack.pop()
@@ -135,6 +136,7 @@ def elementwise_fusion(graph):
     not_fused = {}         # node id -> why
     notes = []
     live = _live(graph)    # dead nodes (a rewrite's leftovers) join no group: dce drops them
+    users = {k: [u for u in v if u.id in live] for k, v in users.items()}   # nor count as users
 
     # ---- union-find over groups
     parent = {}
@@ -299,7 +301,9 @@ def elementwise_fusion(graph):
     env, order, fused_report = {}, [], []
     while heap:
         _, u = heapq.heappop(heap)
-        if u[0] == "n":
+        if u[0] == "n" and u[1] not in live:
+            pass                # dead: dropped here (what dce would do)
+        elif u[0] == "n":
             n = nodes[u[1]]
             ins = tuple(env[x.id] if isinstance(x, Node) else x for x in n.inputs)
             new, inner = on_subgraphs(n, elementwise_fusion, ins)
