@@ -147,3 +147,24 @@ def test_in_place_never_writes_a_feed_or_a_variable():
 def test_memory_is_the_last_pass_of_the_default_pipeline():
     assert P.DEFAULT_PIPELINE[-1] == "memory"
     assert P.DEFAULT_PIPELINE.index("fuse") > P.DEFAULT_PIPELINE.index("cse")
+
+
+def test_an_output_recycles_the_last_result_only_when_nobody_holds_it():
+    a = lg.placeholder((1000,), name="a")
+    f = lg.compile((a * 2 + 1) * a)
+    assert f.graph.memory_plan.recycle and "out=reuse(" in f.code
+    x = np.arange(1000, dtype=np.float32)
+    first = f(x)
+    address = first.numpy().__array_interface__["data"][0]
+    del first
+    second = f(x + 1)                     # first was dropped: its array is written again
+    assert second.numpy().__array_interface__["data"][0] == address
+    third = f(x + 2)                      # second is held: a new array
+    assert third.numpy().__array_interface__["data"][0] != address
+    np.testing.assert_array_equal(second.numpy(), ((x + 1) * 2 + 1) * (x + 1))
+    np.testing.assert_array_equal(third.numpy(), ((x + 2) * 2 + 1) * (x + 2))
+    view = third.numpy()[::2]             # a view keeps it alive too
+    del third
+    fourth = f(x)
+    np.testing.assert_array_equal(view, (((x + 2) * 2 + 1) * (x + 2))[::2])
+    np.testing.assert_array_equal(fourth.numpy(), (x * 2 + 1) * x)

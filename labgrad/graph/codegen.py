@@ -22,6 +22,7 @@ from __future__ import annotations
 import builtins
 import keyword
 import re
+import sys
 
 import numpy as np
 
@@ -101,6 +102,7 @@ class _FunctionWriter:
         self.statements = []         # (lines, node or None, names used, name defined)
         self.args = {}               # node id -> its input expressions, for error messages
         self.numbers = graph._numbers()
+        self.recycled = []           # (output node, slot name): results kept for the next call
 
     # ---- names
     def xp(self, device):
@@ -141,6 +143,8 @@ class _FunctionWriter:
             ret = "return " + (outs[0] if len(outs) == 1 else "(" + ", ".join(outs) + ")") if outs else "return None"
         for w in writes:
             self.add(w[0], None, w[1], None)
+        for node, slot in self.recycled:
+            self.add(f"{slot}[0] = {self.names[node.id]}", None, {self.names[node.id]}, None)
         self.add(ret, None, set(o for o in outs), None)
         return self.render(params)
 
@@ -180,6 +184,11 @@ class _FunctionWriter:
     def buffer(self, node):
         """The name of the planned buffer ``node`` writes into (``out=``), or None."""
         plan = getattr(self.graph, "memory_plan", None)
+        if plan is not None and node.id in plan.recycle:     # last call's result, if dropped
+            slot = self.p.reserve(f"_last{self.numbers[node.id]}")
+            self.p.namespace[slot] = [None]
+            self.recycled.append((node, slot))
+            return f"{self.p.bind('reuse', _reuse)}({slot})"
         if plan is not None and node.id in plan.into_variable:   # a state update, in place
             var = plan.into_variable[node.id]
             return f"{self.p.bind(var.name or 'var', var.value)}.data"
@@ -432,6 +441,16 @@ def _may_alias(value, variables):
         if view or n.kind in ("assign", "stop_gradient"):
             stack.extend(n.inputs)
     return False
+
+
+def _reuse(slot):
+    """The array the previous call returned, when nobody else holds it any more (so writing
+    into it is safe), else None (the op makes a new one). Our references: the slot, this local
+    and ``getrefcount``'s argument."""
+    array = slot[0]
+    if array is not None and sys.getrefcount(array) <= 3:
+        return array
+    return None
 
 
 def _store_grad_array(leaf, array, stored):

@@ -23,7 +23,10 @@ Without a plan every op allocates a fresh array for its result, on every call. T
    later node fails, that update has already happened.)
 5. *Safety across calls*: a value the caller gets back (an output, or anything that may alias
    one) and a gradient stored in a parameter's ``.grad`` are never put in a buffer, so a later
-   call cannot overwrite an array someone holds.
+   call cannot overwrite an array someone holds. An output written with ``out=`` may *recycle*
+   the array the previous call returned, but only when nobody holds it any more: the
+   generated code keeps it and checks its reference count (``recycle``); if the caller still
+   has it (or a view of it, or a Tensor around it), a new array is made.
 
 The plan is attached to the graph (``graph.memory_plan``, a ``MemoryPlan``); the code generator
 writes ``out=bufN`` where it says. The report gives the planned peak memory of intermediates
@@ -129,6 +132,7 @@ class MemoryPlan:
     buffers: list = field(default_factory=list)
     inplace: dict = field(default_factory=dict)     # node id -> the input id whose buffer it took
     into_variable: dict = field(default_factory=dict)   # node id -> the variable node it updates
+    recycle: set = field(default_factory=set)   # outputs that may reuse the last call's array
     last_use: dict = field(default_factory=dict)
     peak_naive: int = 0
     peak_freed: int = 0
@@ -218,6 +222,10 @@ def plan(graph):
             frees_at.setdefault(when, []).append((key, chosen))
         for key, b in frees_at.pop(n.id, []):
             free.setdefault(key, []).append(b)
+    outs = [o for o in graph.outputs if isinstance(o, Node)]
+    p.recycle = {o.id for o in outs if writes_out(o) and not isinstance(o.aval, tuple)
+                 and None not in o.aval.shape and o.aval.ndim >= 1 and o.id not in p.into_variable
+                 and outs.count(o) == 1}
     p.peak_naive, p.peak_freed, p.peak_planned = _peaks(graph, p, last, roots)
     return p
 
