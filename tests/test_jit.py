@@ -59,7 +59,7 @@ def test_graph_and_code_show_the_latest_trace():
     assert f.code.startswith("def f(x):")
     # (x * x).sum() is one fused kernel: a loop that multiplies and accumulates
     (name, source), = f.executable.kernels.items()
-    assert f"= {name}(x)" in f.code and "x0[i] * x0[i]" in source
+    assert f"= {name}(x)" in f.code and "ld0 = x0[i]" in source and "ld0 * ld0" in source
 
 
 def test_python_control_flow_on_values_raises_a_trace_error_pointing_to_cond():

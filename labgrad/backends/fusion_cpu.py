@@ -175,8 +175,11 @@ def _header(kernel, pattern, what):
             f"# loop axes: {', '.join(axes)}"]
 
 
-def numba_source(kernel, pattern):
-    """The Numba module for one broadcast pattern (see the module docstring)."""
+def numba_source(kernel, pattern, inplace=None):
+    """The Numba module for one broadcast pattern (see the module docstring). ``inplace=k``:
+    the (single) output is written over input ``k`` (same shape), which the function then
+    takes instead of an ``out0``: LLVM vectorizes a loop that loads and stores the same array
+    at the same index, but not one whose output might overlap an input."""
     nd = len(pattern)
     idx = ["i"] if nd == 1 else [f"i{d}" for d in range(nd)]
     loads = {}
@@ -195,7 +198,7 @@ def numba_source(kernel, pattern):
     lines = []
     red = kernel.reduce
     if red is None:
-        outs = [f"out{k}" for k in range(len(kernel.outputs))]
+        outs = [f"out{k}" for k in range(len(kernel.outputs))] if inplace is None else []
         sig = ", ".join(names + outs + ["shape"])
         lines.append(f"def {kernel.name}({sig}):")
         lines.append(f"    {_unpack(nd)} = shape")
@@ -208,7 +211,8 @@ def numba_source(kernel, pattern):
         for k, (o, deps) in enumerate(zip(kernel.outputs, kernel.output_deps)):
             osub = ", ".join(idx[d] if any(pattern[d][1][j] == "f" for j in deps) else "0"
                              for d in range(nd))
-            lines.append(pad + f"out{k}[{osub}] = {ref(o.ident)}")
+            target = f"out{k}" if inplace is None else kernel.inputs[inplace].ident
+            lines.append(pad + f"{target}[{osub}] = {ref(o.ident)}")
     else:
         accs = [f"acc{k}" for k in range(len(kernel.outputs))]
         sig = ", ".join(names + accs + ["shape"])
@@ -462,11 +466,12 @@ class CpuKernel:
             self.sources[pattern] = src
         return src
 
-    def _fn(self, pattern):
-        fn = self._fns.get(pattern)
+    def _fn(self, pattern, inplace=None):
+        key = pattern if inplace is None else (pattern, inplace)
+        fn = self._fns.get(key)
         if fn is None:
-            fn = self._fns[pattern] = _load(self._source(pattern), self.kernel.name,
-                                            self.engine == "numba")
+            src = self._source(pattern) if inplace is None else numba_source(self.kernel, pattern, inplace)
+            fn = self._fns[key] = _load(src, self.kernel.name, self.engine == "numba")
         return fn
 
     def __call__(self, *arrays, out=None):
@@ -534,6 +539,13 @@ class CpuKernel:
                 ns[f"O{j}"], ns[f"W{j}"], ns[f"D{j}"] = tuple(shape), view, o.dtype
                 outs.append(f"o{j}")
             if len(outs) == 1:
+                for j in range(n):     # out is one of the inputs: the in-place variant
+                    if shapes[j] == tuple(plan.output_shapes[0]) and k.inputs[j].dtype == k.outputs[0].dtype \
+                            and plan.input_shapes[j] == plan.output_views[0]:
+                        ns[f"fn_ip{j}"] = self._fn(plan.pattern, j)
+                        lines += [f"    if out is a{j}:",
+                                  f"        fn_ip{j}({views}, LOOP)",
+                                  f"        return out"]
                 lines += ["    if out is not None and not out.flags.c_contiguous:",
                           f"        out[...] = slow({', '.join(args)})",
                           "        return out",
