@@ -137,6 +137,8 @@ class MemoryPlan:
     peak_naive: int = 0
     peak_freed: int = 0
     peak_planned: int = 0
+    peak_naive_intermediates: int = 0     # the same two peaks, the outputs left out (they are
+    peak_planned_intermediates: int = 0   # the results: the same arrays in every plan)
 
     def lines(self):
         out = [f"{len(self.buffers)} buffers ({fmt_bytes(sum(_nbytes_of(b) for b in self.buffers))}) "
@@ -227,6 +229,8 @@ def plan(graph):
                  and None not in o.aval.shape and o.aval.ndim >= 1 and o.id not in p.into_variable
                  and outs.count(o) == 1}
     p.peak_naive, p.peak_freed, p.peak_planned = _peaks(graph, p, last, roots)
+    outs = {o.id for o in graph.outputs if isinstance(o, Node)}
+    p.peak_naive_intermediates, _, p.peak_planned_intermediates = _peaks(graph, p, last, roots, outs)
     return p
 
 
@@ -290,9 +294,11 @@ def _updates_in_place(graph, p, protected):
             p.into_variable[u.id] = var
 
 
-def _peaks(graph, p, last, roots):
-    """(nothing planned, fresh arrays freed after their last use, the plan)."""
-    allocs = [n for n in graph.nodes if (n.kind == "fused" or (n.kind == "op" and not n.op.view))]
+def _peaks(graph, p, last, roots, leave_out=frozenset()):
+    """(nothing planned, fresh arrays freed after their last use, the plan); ``leave_out``:
+    node ids not counted."""
+    allocs = [n for n in graph.nodes if (n.kind == "fused" or (n.kind == "op" and not n.op.view))
+              and n.id not in leave_out]
     direct = set(p.into_variable)
     naive = sum(_nbytes(n.aval) for n in allocs)
 
