@@ -155,3 +155,26 @@ def test_the_mlp_step_fuses_its_updates_and_relu_gradient():
     # bias + relu epilogue is one too, on the CPU with Numba)
     assert {n.attrs["kernel"].name for n in fused_nodes(f.graph)} <= set(f.kernels)
     assert all(name in f.code for name in f.kernels)
+
+
+def test_every_kernel_the_pass_makes_for_a_training_step_compiles_as_cuda_source():
+    """What a GPU would run: the CUDA source of each fused kernel of the MLP step compiles with
+    NVRTC (no GPU needed; skipped without the nvrtc wheel)."""
+    from labgrad.backends.fusion_cuda import check_source, nvrtc_available, nvrtc_compile
+
+    ok, why = nvrtc_available()
+    if not ok:
+        pytest.skip(why)
+    rng = np.random.default_rng(0)
+    x = lg.placeholder((16, 8), name="x")
+    t = lg.placeholder((16,), "int64", name="t")
+    vs = [lg.Variable(lg.tensor(rng.standard_normal(s).astype(np.float32)), name=n)
+          for s, n in (((8, 12), "w1"), ((12,), "b1"), ((12, 3), "w2"), ((3,), "b2"))]
+    h = F.relu(x @ vs[0] + vs[1])
+    loss = F.cross_entropy(h @ vs[2] + vs[3], t) + (h * h).mean() * 1e-3
+    grads = lg.gradients(loss, vs)
+    f = lg.compile(loss, inputs=[x, t], updates=[lg.assign(v, v - 0.1 * g) for v, g in zip(vs, grads)])
+    kernels = [n.attrs["kernel"].kernel for n in fused_nodes(f.graph)]
+    assert kernels
+    for k in kernels:
+        assert nvrtc_compile(check_source(k), f"{k.name}.cu")
