@@ -36,6 +36,7 @@ from ..ops.fused_kernel import compiled_kernel
 from ..ops.registry import get_op
 from ..ops.shape import sum_to_axes
 from .inline import inline_forward, is_literal
+from .passes.memory import may_alias
 from .ir import Node
 
 __all__ = ["generate"]
@@ -426,21 +427,7 @@ def _value_uses(graph):
     return used
 
 
-def _may_alias(value, variables):
-    """Could ``value`` share memory with one of ``variables`` (node ids)? Ops declared
-    ``view=True`` (reshape, transpose, slicing, cast) may return views: follow them back."""
-    seen, stack = set(), [value]
-    while stack:
-        n = stack.pop()
-        if not isinstance(n, Node) or n.id in seen:
-            continue
-        seen.add(n.id)
-        if n.kind == "variable" and n.id in variables:
-            return True
-        view = n.kind == "op" and n.op.view
-        if view or n.kind in ("assign", "stop_gradient"):
-            stack.extend(n.inputs)
-    return False
+_may_alias = may_alias   # (the alias analysis lives with memory planning)
 
 
 def _reuse(slot):

@@ -45,7 +45,7 @@ from ..ir import Graph, Node
 from .fuse import kernel_count
 from .report import fmt_bytes, make_report
 
-__all__ = ["memory_planning", "MemoryPlan", "liveness", "alias_roots", "writes_out"]
+__all__ = ["memory_planning", "MemoryPlan", "liveness", "alias_roots", "may_alias", "writes_out"]
 
 #: ops known to return a fresh array (never their input's memory) when called normally
 _FRESH = {"matmul", "linear", "fused", "relu", "fma", "cross_entropy", "cross_entropy_grad",
@@ -60,6 +60,24 @@ def _fresh(node):
     if node.kind != "op" or node.op.view:
         return False
     return node.op.name in _FRESH or node.op.family == "reduce"
+
+
+def may_alias(value, variables):
+    """Could ``value`` share memory with one of ``variables`` (node ids)? Ops declared
+    ``view=True`` (reshape, transpose, slicing, cast) may return views: follow them back
+    (the code generator asks before the end-of-run state writes)."""
+    seen, stack = set(), [value]
+    while stack:
+        n = stack.pop()
+        if not isinstance(n, Node) or n.id in seen:
+            continue
+        seen.add(n.id)
+        if n.kind == "variable" and n.id in variables:
+            return True
+        view = n.kind == "op" and n.op.view
+        if view or n.kind in ("assign", "stop_gradient"):
+            stack.extend(n.inputs)
+    return False
 
 
 def writes_out(node):
