@@ -10,10 +10,13 @@ single thread, in one run:
   into a preallocated output, as a compiled graph with memory planning would call it;
 * ``fused (new output)``: the same, allocating its output on every call;
 * ``hand numba``: the same loop written by hand with ``@numba.njit``, preallocated output;
+* ``lg.compile``: the expression written with labgrad placeholders and compiled with the default
+  pass pipeline (elementwise fusion makes it one ``fused`` node; its result is returned to the
+  caller: a new array while the caller holds the last one, else that array is written again);
 * ``numpy``: the expression as eager NumPy writes it (seven temporaries, 8 passes over memory).
 
 Targets: fused at most 1.3x the floor, at most 1.25x hand-written Numba, at least 3x faster
-than NumPy. Also measured: the compile time of the kernel in a fresh process, with an empty
+than NumPy; the same for ``lg.compile``. Also measured: the compile time of the kernel in a fresh process, with an empty
 kernel cache (Numba compiles) and with a warm one (Numba loads the machine code from disk).
 Run: ``python benchmarks/fusion.py``.
 """
@@ -53,6 +56,14 @@ def hand_numba():
         for i in range(a.shape[0]):
             out[i] = ((a[i] * b[i] + c[i]) * d[i] - a[i]) * np.float32(0.5) + b[i] * c[i] - d[i]
     return chain
+
+
+def compiled_chain():
+    """The chain as a labgrad program, compiled with the default passes."""
+    import labgrad as lg
+
+    a, b, c, d = (lg.placeholder((N,), "float32", name=n) for n in "abcd")
+    return lg.compile(((a * b + c) * d - a) * 0.5 + b * c - d)
 
 
 def numpy_chain(a, b, c, d):
@@ -147,8 +158,10 @@ def main():
     kernel = compile_cpu(chain_kernel())
     hand = hand_numba()
     want = numpy_chain(a, b, c, d)
-    for got in (kernel(a, b, c, d), (hand(a, b, c, d, out), out)[1]):   # same answer first
-        np.testing.assert_array_equal(got, want)
+    compiled = compiled_chain()
+    assert [n.kind for n in compiled.graph.nodes].count("fused") == 1
+    for got in (kernel(a, b, c, d), (hand(a, b, c, d, out), out)[1], compiled(a, b, c, d).numpy()):
+        np.testing.assert_array_equal(got, want)                          # same answer first
 
     src, dst = rng.standard_normal(N).astype(np.float32), np.empty(N, np.float32)
     cases = {
@@ -157,6 +170,7 @@ def main():
         "fused (new output)": lambda: kernel(a, b, c, d),
         "hand numba": lambda: hand(a, b, c, d, out),
         "numpy": lambda: numpy_chain(a, b, c, d),
+        "lg.compile": lambda: compiled(a, b, c, d),
     }
     t = _timing.compare(cases, rounds=5 if _timing.QUICK else 11, run_s=0.2, warmup_s=0.5)
     nbytes = N * 4
@@ -168,6 +182,12 @@ def main():
     met = {"floor": ratios["floor"] <= TARGETS["floor"],
            "hand numba": ratios["hand numba"] <= TARGETS["hand numba"],
            "numpy": ratios["numpy"] >= TARGETS["numpy"]}
+    lgc = t["lg.compile"]["median_s"]
+    compiled_ratios = {"floor": lgc / floor, "hand numba": lgc / t["hand numba"]["median_s"],
+                       "numpy": t["numpy"]["median_s"] / lgc}
+    compiled_met = {"floor": compiled_ratios["floor"] <= TARGETS["floor"],
+                    "hand numba": compiled_ratios["hand numba"] <= TARGETS["hand numba"],
+                    "numpy": compiled_ratios["numpy"] >= TARGETS["numpy"]}
     compiles = compile_times()
 
     print(f"fusion benchmark: 8-op chain, float32, {N:.0e} elements, 1 thread; "
@@ -186,6 +206,10 @@ def main():
             f"{ratios['numpy']:.2f}x fused" if name == "numpy" else "")
         rows.append([label, _timing.fmt_time(s), f"{s / floor:.2f}", f"{target} {rel}".strip(),
                      "" if ok is None else ("yes" if ok else "NO")])
+    rows.append(["lg.compile, default passes (output recycled)", _timing.fmt_time(lgc), f"{lgc / floor:.2f}",
+                 f"{compiled_ratios['hand numba']:.2f}x hand, numpy {compiled_ratios['numpy']:.2f}x this",
+                 "yes" if all(compiled_met.values()) else
+                 "NO: " + ", ".join(k for k, v in compiled_met.items() if not v)])
     print()
     _timing.print_table(["case", "time", "x floor", "target", "met"], rows)
     print(f"\ncompile + first call in a new process: {compiles['cold']['compile_and_first_call_s']:.3f} s "
@@ -216,6 +240,8 @@ def main():
         "targets": {"fused_over_floor": "<= 1.3", "fused_over_hand_numba": "<= 1.25",
                     "numpy_over_fused": ">= 3"},
         "met": met,
+        "lg_compile": {"median_s": lgc, "ratios": compiled_ratios, "met": compiled_met,
+                       "code": compiled.code},
         "compile": compiles,  # seconds: imports apart, then compile_cpu + the first call
         "kernel_source": kernel.source,
     })

@@ -22,7 +22,8 @@ def test_traces_once_per_signature_and_says_why_it_retraced():
         return (x * scale).sum(axis=1)
 
     a = lg.randn(32, 64)
-    np.testing.assert_allclose(f(a).numpy(), (a.numpy() * 2).sum(axis=1), rtol=1e-5)
+    # (a fused sum accumulates float32 in float64: within float32 rounding of NumPy's pairwise sum)
+    np.testing.assert_allclose(f(a).numpy(), (a.numpy() * 2).sum(axis=1), rtol=1e-5, atol=1e-5)
     f(lg.randn(32, 64))
     assert len(calls) == 1 and f.cache_info.hits == 1 and f.cache_info.misses == 1
     f(lg.randn(16, 64))
@@ -55,7 +56,10 @@ def test_graph_and_code_show_the_latest_trace():
     assert f.graph is None
     f(lg.ones(3))
     assert isinstance(f.graph, lg.Graph) and f.graph.inputs[0].name == "x"
-    assert "xp.multiply(x, x)" in f.code and f.code.startswith("def f(x):")
+    assert f.code.startswith("def f(x):")
+    # (x * x).sum() is one fused kernel: a loop that multiplies and accumulates
+    (name, source), = f.executable.kernels.items()
+    assert f"= {name}(x)" in f.code and "ld0 = x0[i]" in source and "ld0 * ld0" in source
 
 
 def test_python_control_flow_on_values_raises_a_trace_error_pointing_to_cond():

@@ -210,7 +210,7 @@ def test_module_names_are_name_scopes_on_graph_nodes():
 
     forward(lg.ones(2, 4))
     scopes = {node.op.name if hasattr(node.op, "name") else str(node.op): node.scope
-              for node in forward.graph.nodes}
+              for node in forward.executable.built_graph.nodes}   # (before fusion merges them)
     assert scopes["matmul"] == "Sequential/0:Linear"
     assert scopes["var"] == "Sequential/1:BatchNorm1d"
     assert scopes["relu"] == "Sequential/2:ReLU"
@@ -232,7 +232,7 @@ def test_drawings_of_a_traced_model_group_nodes_by_module():
         return net(x)
 
     forward(lg.ones(2, 4))
-    view = viz.draw(forward, group=True)
+    view = viz.draw(forward.executable.built_graph, group=True)   # (fusion merges norm and skip)
     assert view.num_clusters >= 4                       # block, and fc / norm / skip inside it
     for name in ("block", "fc", "norm", "skip"):
         assert f'label="{name}"' in view.dot or f"label={name}" in view.dot, name

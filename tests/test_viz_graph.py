@@ -14,6 +14,14 @@ import labgrad as lg
 import labgrad.functional as F
 import viz
 from viz.style import FAMILY_COLORS
+from labgrad.graph import passes as P
+
+
+@pytest.fixture(autouse=True)
+def no_fusion(monkeypatch):
+    """These tests draw compiled graphs node for node as built; elementwise fusion and memory
+    planning (default passes, tested in test_fusion_pass / test_memory_plan) would merge them."""
+    monkeypatch.setattr(P, "DEFAULT_PIPELINE", ["dce", "fold", "simplify", "cse", "dce"])
 from viz import graph_style
 from viz.graph_figure import short_location
 

@@ -85,7 +85,7 @@ RESERVED = {"i", "np", "shape", "inf", "nan", "bool_", "True", "False", "None",
             "pow", "where", "lg_max", "lg_min", "lg_ipow"} | {d.name for d in SUPPORTED_DTYPES}
 
 
-_GENERATED = re.compile(r"^(i|n|s|r|acc|out|in)\d+$")   # loop indices, sizes, accumulators
+_GENERATED = re.compile(r"^(i|n|s|r|acc|out|in|ld)\d+$")   # loop indices, sizes, accumulators, loads
 
 
 # ---------------------------------------------------------------- the typed tree

@@ -175,22 +175,30 @@ def _header(kernel, pattern, what):
             f"# loop axes: {', '.join(axes)}"]
 
 
-def numba_source(kernel, pattern):
-    """The Numba module for one broadcast pattern (see the module docstring)."""
+def numba_source(kernel, pattern, inplace=None):
+    """The Numba module for one broadcast pattern (see the module docstring). ``inplace=k``:
+    the (single) output is written over input ``k`` (same shape), which the function then
+    takes instead of an ``out0``: LLVM vectorizes a loop that loads and stores the same array
+    at the same index, but not one whose output might overlap an input."""
     nd = len(pattern)
     idx = ["i"] if nd == 1 else [f"i{d}" for d in range(nd)]
     loads = {}
+    body = []
     for k, inp in enumerate(kernel.inputs):
+        # each input is loaded once, into a local, before the steps: then a ``where`` or a max
+        # picks between locals, which LLVM compiles to a select instead of a branch (a branch
+        # on data mispredicts half the time on random signs)
         sub = ", ".join(idx[d] if pattern[d][1][k] == "f" else "0" for d in range(nd))
-        loads[inp.ident] = f"{inp.ident}[{sub}]"
+        loads[inp.ident] = f"ld{k}"
+        body.append(f"ld{k} = {inp.ident}[{sub}]")
     ref = lambda ident: loads.get(ident, ident)  # noqa: E731
-    body = [f"{s.ident} = {render_python(s.tree, ref)}  # {s.op}" for s in kernel.steps]
+    body += [f"{s.ident} = {render_python(s.tree, ref)}  # {s.op}" for s in kernel.steps]
     names = [i.ident for i in kernel.inputs]
     used_types = _dtype_names(kernel)
     lines = []
     red = kernel.reduce
     if red is None:
-        outs = [f"out{k}" for k in range(len(kernel.outputs))]
+        outs = [f"out{k}" for k in range(len(kernel.outputs))] if inplace is None else []
         sig = ", ".join(names + outs + ["shape"])
         lines.append(f"def {kernel.name}({sig}):")
         lines.append(f"    {_unpack(nd)} = shape")
@@ -203,7 +211,8 @@ def numba_source(kernel, pattern):
         for k, (o, deps) in enumerate(zip(kernel.outputs, kernel.output_deps)):
             osub = ", ".join(idx[d] if any(pattern[d][1][j] == "f" for j in deps) else "0"
                              for d in range(nd))
-            lines.append(pad + f"out{k}[{osub}] = {ref(o.ident)}")
+            target = f"out{k}" if inplace is None else kernel.inputs[inplace].ident
+            lines.append(pad + f"{target}[{osub}] = {ref(o.ident)}")
     else:
         accs = [f"acc{k}" for k in range(len(kernel.outputs))]
         sig = ", ".join(names + accs + ["shape"])
@@ -457,11 +466,12 @@ class CpuKernel:
             self.sources[pattern] = src
         return src
 
-    def _fn(self, pattern):
-        fn = self._fns.get(pattern)
+    def _fn(self, pattern, inplace=None):
+        key = pattern if inplace is None else (pattern, inplace)
+        fn = self._fns.get(key)
         if fn is None:
-            fn = self._fns[pattern] = _load(self._source(pattern), self.kernel.name,
-                                            self.engine == "numba")
+            src = self._source(pattern) if inplace is None else numba_source(self.kernel, pattern, inplace)
+            fn = self._fns[key] = _load(src, self.kernel.name, self.engine == "numba")
         return fn
 
     def __call__(self, *arrays, out=None):
@@ -497,6 +507,80 @@ class CpuKernel:
         if out is not None:
             raise TypeError(f"{k.name}: out= is for elementwise kernels; a reduction returns new arrays")
         return self._reduce(fn, plan, views)
+
+    def bind(self, shapes):
+        """A faster callable for inputs of these static shapes (C-contiguous, of the declared
+        dtypes), as compiled graphs call it: the plan is made once, and a call only checks
+        shapes and strides before it runs the loop (anything else takes the general path)."""
+        shapes = [tuple(s) for s in shapes]
+        k = self.kernel
+        if self.engine != "numba" or any(None in s for s in shapes) or len(shapes) != len(k.inputs):
+            return self
+        strides = [_c_strides_of(s, i.dtype.itemsize) for s, i in zip(shapes, k.inputs)]
+        try:
+            plan = make_plan(shapes, strides, k.reduce, k.output_deps)
+        except FusionError:
+            return self
+        fn = self._fn(plan.pattern)
+        n = len(shapes)
+        args = [f"a{j}" for j in range(n)]
+        check = " and ".join(f"a{j}.__class__ is ndarray and a{j}.shape == S{j} and a{j}.strides == T{j}"
+                             for j in range(n)) or "True"
+        views = ", ".join(f"a{j}.reshape(V{j})" for j in range(n))
+        ns = {"ndarray": np.ndarray, "fn": fn, "slow": self, "LOOP": plan.loop_shape, "np": np}
+        for j in range(n):
+            ns[f"S{j}"], ns[f"T{j}"], ns[f"V{j}"] = shapes[j], strides[j], plan.input_shapes[j]
+        lines = [f"def {k.name}({', '.join(args + ['out=None'])}):",
+                 f"    if not ({check}):",
+                 f"        return slow({', '.join(args)}, out=out)"]
+        if k.reduce is None:
+            outs = []
+            for j, (o, shape, view) in enumerate(zip(k.outputs, plan.output_shapes, plan.output_views)):
+                ns[f"O{j}"], ns[f"W{j}"], ns[f"D{j}"] = tuple(shape), view, o.dtype
+                outs.append(f"o{j}")
+            if len(outs) == 1:
+                for j in range(n):     # out is one of the inputs: the in-place variant
+                    if shapes[j] == tuple(plan.output_shapes[0]) and k.inputs[j].dtype == k.outputs[0].dtype \
+                            and plan.input_shapes[j] == plan.output_views[0]:
+                        ns[f"fn_ip{j}"] = self._fn(plan.pattern, j)
+                        lines += [f"    if out is a{j}:",
+                                  f"        fn_ip{j}({views}, LOOP)",
+                                  f"        return out"]
+                lines += ["    if out is not None and not out.flags.c_contiguous:",
+                          f"        out[...] = slow({', '.join(args)})",
+                          "        return out",
+                          "    o0 = np.empty(O0, D0) if out is None else out"]
+            else:
+                lines += [f"    {', '.join(outs)}, = [np.empty(s, d) for s, d in "
+                          f"(({', '.join(f'(O{j}, D{j})' for j in range(len(outs)))}))] if out is None else out"]
+            lines += [f"    fn({views}{', ' if n else ''}{', '.join(f'o{j}.reshape(W{j})' for j in range(len(outs)))}, LOOP)"]
+            if 0 in plan.loop_shape:
+                return self
+            lines += [f"    return {outs[0] if len(outs) == 1 else '(' + ', '.join(outs) + ')'}"]
+        else:
+            if plan.count == 0:
+                return self
+            red = k.reduce
+            accs = []
+            for j, o in enumerate(k.outputs):
+                adt = _acc_dtype(red.kind, o.value_dtype, o.dtype)
+                ns[f"I{j}"], ns[f"A{j}"], ns[f"D{j}"] = _identity(red.kind, adt), adt, o.dtype
+                lines.append(f"    acc{j} = np.full(ACC, I{j}, A{j})")
+                accs.append(f"acc{j}")
+            ns["ACC"], ns["RED"], ns["COUNT"] = plan.acc_shape, plan.reduced_shape, plan.count
+            lines.append(f"    fn({views}{', ' if n else ''}{', '.join(accs)}, LOOP)")
+            results = []
+            for j in range(len(accs)):
+                value = f"acc{j} / COUNT" if red.kind == "mean" else f"acc{j}"
+                lines.append(f"    r{j} = ({value}).astype(D{j}, copy=False).reshape(RED)")
+                results.append(f"r{j}")
+            lines.append(f"    return {results[0] if len(results) == 1 else '(' + ', '.join(results) + ')'}")
+        exec(compile("\n".join(lines) + "\n", f"<{k.name} bound>", "exec"), ns)  # noqa: S102
+        bound = ns[k.name]
+        bound.source = self.source
+        bound.kernel = k
+        bound.general = self
+        return bound
 
     def _reduce(self, fn, plan, views):
         k, red = self.kernel, self.kernel.reduce
@@ -542,6 +626,14 @@ def _as_input(a, inp):
             raise TypeError(f"input {inp.name!r} was declared {inp.dtype}, got a {a.dtype} array")
         return a
     return np.asarray(a, inp.dtype)
+
+
+def _c_strides_of(shape, itemsize):
+    strides, acc = [], itemsize
+    for d in reversed(shape):
+        strides.append(acc)
+        acc *= max(d, 1)
+    return tuple(reversed(strides))
 
 
 def _c_strides(shape):

@@ -22,14 +22,21 @@ from __future__ import annotations
 import builtins
 import keyword
 import re
+import sys
 
 import numpy as np
 
-from ..backends import get_backend
+from ..backends import get_backend, kernels_cpu
 from ..autograd import store_grad
+from ..context import context
 from ..errors import LabgradError
 from ..tensor import Tensor
+from ..backends.fusion import FusedKernel, FusionError
+from ..ops.fused_kernel import compiled_kernel
+from ..ops.registry import get_op
+from ..ops.shape import sum_to_axes
 from .inline import inline_forward, is_literal
+from .passes.memory import may_alias
 from .ir import Node
 
 __all__ = ["generate"]
@@ -45,6 +52,7 @@ class _Program:
         self.line_nodes = {}         # (function index, line in function) -> (graph, node, input exprs)
         self._taken = set(self.namespace) | set(dir(builtins))
         self._bound = {}             # id(value) -> name
+        self.kernels = {}            # fused kernel name -> its source (what a student reads)
 
     def bind(self, base, value):
         """A global name for ``value`` in the generated module (reused for the same object)."""
@@ -95,6 +103,7 @@ class _FunctionWriter:
         self.statements = []         # (lines, node or None, names used, name defined)
         self.args = {}               # node id -> its input expressions, for error messages
         self.numbers = graph._numbers()
+        self.recycled = []           # (output node, slot name): results kept for the next call
 
     # ---- names
     def xp(self, device):
@@ -135,6 +144,8 @@ class _FunctionWriter:
             ret = "return " + (outs[0] if len(outs) == 1 else "(" + ", ".join(outs) + ")") if outs else "return None"
         for w in writes:
             self.add(w[0], None, w[1], None)
+        for node, slot in self.recycled:
+            self.add(f"{slot}[0] = {self.names[node.id]}", None, {self.names[node.id]}, None)
         self.add(ret, None, set(o for o in outs), None)
         return self.render(params)
 
@@ -166,15 +177,85 @@ class _FunctionWriter:
             self.while_(node)
         elif kind == "op":
             self.op(node)
+        elif kind == "fused":
+            self.fused(node)
         else:
             raise LabgradError(f"internal: cannot generate code for a {kind} node here")
+
+    def buffer(self, node):
+        """The name of the planned buffer ``node`` writes into (``out=``), or None."""
+        plan = getattr(self.graph, "memory_plan", None)
+        if plan is not None and node.id in plan.recycle:     # last call's result, if dropped
+            slot = self.p.reserve(f"_last{self.numbers[node.id]}")
+            self.p.namespace[slot] = [None]
+            self.recycled.append((node, slot))
+            return f"{self.p.bind('reuse', _reuse)}({slot})"
+        if plan is not None and node.id in plan.into_variable:   # a state update, in place
+            var = plan.into_variable[node.id]
+            return f"{self.p.bind(var.name or 'var', var.value)}.data"
+        if plan is None or node.id not in plan.out:
+            return None
+        b = plan.out[node.id]
+        base = f"_buf{b}"
+        if base not in self.p.namespace:
+            (size,), dtype, device = plan.buffers[b]
+            self.p.namespace[base] = get_backend(device).xp.empty(size, dtype)
+            self.p._taken.add(base)
+        shape = tuple(node.aval.shape)
+        shapes = {tuple(self.graph.nodes[i].aval.shape) for i, c in plan.out.items() if c == b}
+        name = f"buf{b}" if len(shapes) == 1 else f"buf{b}_" + "x".join(map(str, shape))
+        if name not in self.p.namespace:   # a view of the buffer's first elements, made once
+            n = int(np.prod(shape, dtype=np.int64))
+            self.p.namespace[name] = self.p.namespace[base][:n].reshape(shape)
+            self.p._taken.add(name)
+        return name
+
+    def bias_relu(self, node):
+        """A fused kernel ``relu(y + b)`` for a ``linear`` node's epilogue (CPU, static shapes),
+        or None."""
+        y, b = node.aval, node.inputs[2].aval
+        if node.device.type != "cpu" or None in y.shape or None in b.shape or not kernels_cpu.available():
+            return None
+        try:
+            kernel = FusedKernel([("y", y.dtype, y.shape), ("b", b.dtype, b.shape)],
+                                 [("t0", get_op("add"), ("y", "b"), {}, y.dtype),
+                                  ("t1", get_op("relu"), ("t0",), {}, y.dtype)], ["t1"])
+        except FusionError:
+            return None
+        kernel.name = f"fused_{kernel.key[:6]}"
+        compiled = compiled_kernel(get_backend(node.device), kernel).bind([y.shape, b.shape])
+        name = self.p.bind(kernel.name, compiled)
+        self.p.kernels[kernel.name] = compiled.source
+        return name
 
     def op(self, node):
         op = node.op
         args = [self.ref(x) for x in node.inputs]
         in_device = next((x.device for x in node.inputs if isinstance(x, Node)), node.device)
         xp = self.xp(in_device)
-        expr = inline_forward(op, xp, args, node.attrs, self.p)
+        buf = self.buffer(node)
+        if buf is not None:
+            name = self.local(node)
+            self.names[node.id] = name
+            self.args[node.id] = args
+            if op.name == "linear":
+                lines = [f"{name} = {xp}.matmul({args[0]}, {args[1]}, out={buf})"]
+                bias_relu = self.bias_relu(node) if node.attrs["relu"] else None
+                if bias_relu is not None:    # bias and relu in one loop, in place
+                    lines.append(f"{bias_relu}({name}, {args[2]}, out={name})")
+                else:
+                    lines.append(f"{xp}.add({name}, {args[2]}, out={name})")
+                    if node.attrs["relu"]:
+                        lines.append(f"{xp}.maximum({name}, 0, out={name})")
+                self.add(lines, node, set(args), name)
+                return
+            ufunc = "matmul" if op.name == "matmul" else "maximum" if op.name == "relu" else op.ufunc
+            extra = ", 0" if op.name == "relu" else ""
+            self.add(f"{name} = {xp}.{ufunc}({', '.join(args)}{extra}, out={buf})", node, set(args), name)
+            return
+        expr = _specialized(node, xp, args, self.p)
+        if expr is None:
+            expr = inline_forward(op, xp, args, node.attrs, self.p)
         if expr is None:
             fn = self.p.bind(f"{op.name}_forward", op.forward)
             parts = [xp] + args + [f"{k}={self.p.literal(k, v)}" for k, v in node.attrs.items()]
@@ -183,6 +264,24 @@ class _FunctionWriter:
         self.names[node.id] = name
         self.args[node.id] = args
         self.add(f"{name} = {expr}", node, set(args), name)
+
+    def fused(self, node):
+        """One call to the kernel the backend compiled for the group: ``v7 = fused_3f2a1c(v1, v2)``."""
+        attr = node.attrs["kernel"]
+        compiled = compiled_kernel(get_backend(node.device), attr.kernel)
+        shapes = [x.aval.shape for x in node.inputs]
+        if hasattr(compiled, "bind") and all(None not in s for s in shapes):
+            compiled = compiled.bind(shapes)     # plan made once: a call checks and runs
+        fn = self.p.bind(attr.name, compiled)
+        src = getattr(compiled, "source", None)
+        self.p.kernels[attr.name] = src if src is not None else repr(compiled)
+        args = [self.ref(x) for x in node.inputs]
+        name = self.local(node)
+        self.names[node.id] = name
+        self.args[node.id] = args
+        buf = self.buffer(node)
+        out = f", out={buf}" if buf is not None else ""
+        self.add(f"{name} = {fn}({', '.join(args)}{out})", node, set(args), name)
 
     def _sub(self, graph, label, returns):
         fname = self.p.reserve(f"{self.fname}_{label}")
@@ -229,6 +328,8 @@ class _FunctionWriter:
             if n.kind == "assign":
                 last[n.target.id] = n
         written = {a.target.id for a in last.values() if a.target.attrs.get("slot") != "grad"}
+        plan = getattr(self.graph, "memory_plan", None)
+        direct = {v.id for v in plan.into_variable.values()} if plan is not None else set()
         copies, out, stamped, stored_set = [], [], [], []
         for assign in last.values():
             var, value = assign.target, assign.inputs[1]
@@ -249,7 +350,8 @@ class _FunctionWriter:
                 out.append((f"{self.p.bind('write_weak', _write_weak)}({ref}, {val})", {val}))
             else:
                 owner = self.p.bind(var.name or "var", var.value)
-                out.append((f"{owner}.data[...] = {val}", {val}))
+                if var.id not in direct:    # (else the update wrote its array already)
+                    out.append((f"{owner}.data[...] = {val}", {val}))
                 stamped.append(owner)
         out.extend((f"{o}._mark_modified()", set()) for o in stamped)
         return [(f"{v} = {v}.copy()", {v}) for v in copies] + stored_set + out
@@ -285,6 +387,32 @@ class _FunctionWriter:
         return self.fname
 
 
+def _specialized(node, xp, args, program):
+    """A cheaper spelling of a few ops when the shapes are known when the code is written:
+    ``sum_to`` as the plain sum it is (axes worked out now, not on every call), a matrix
+    transpose as ``.T``, softmax cross-entropy and its gradient as one Numba loop over the
+    rows on the CPU (``backends/kernels_cpu.py``)."""
+    name = node.op.name
+    if (name in kernels_cpu.SUPPORTED and node.device.type == "cpu" and kernels_cpu.available()
+            and all(isinstance(x, Node) for x in node.inputs)
+            and kernels_cpu.fits([x.aval for x in node.inputs])):
+        fn = program.bind(f"{name}_kernel", kernels_cpu.SUPPORTED[name])
+        return f"{fn}({', '.join(args)})"
+    src = node.inputs[0] if node.inputs else None
+    if not isinstance(src, Node) or isinstance(src.aval, tuple):
+        return None
+    if name == "sum_to" and None not in src.aval.shape:
+        lead, axes = sum_to_axes(src.aval.shape, node.attrs["shape"])
+        if not axes:
+            return None
+        if len(axes) == lead:
+            return f"{xp}.sum({args[0]}, axis={axes!r})"
+        return f"{xp}.sum({args[0]}, axis={axes!r}, keepdims=True).reshape({tuple(node.aval.shape)!r})"
+    if name == "transpose" and tuple(node.attrs["axes"]) == (1, 0):
+        return f"{args[0]}.T"
+    return None
+
+
 def _natural(name):
     return (len(name), name)
 
@@ -299,26 +427,26 @@ def _value_uses(graph):
     return used
 
 
-def _may_alias(value, variables):
-    """Could ``value`` share memory with one of ``variables`` (node ids)? Ops declared
-    ``view=True`` (reshape, transpose, slicing, cast) may return views: follow them back."""
-    seen, stack = set(), [value]
-    while stack:
-        n = stack.pop()
-        if not isinstance(n, Node) or n.id in seen:
-            continue
-        seen.add(n.id)
-        if n.kind == "variable" and n.id in variables:
-            return True
-        view = n.kind == "op" and n.op.view
-        if view or n.kind in ("assign", "stop_gradient"):
-            stack.extend(n.inputs)
-    return False
+_may_alias = may_alias   # (the alias analysis lives with memory planning)
+
+
+def _reuse(slot):
+    """The array the previous call returned, when nobody else holds it any more (so writing
+    into it is safe), else None (the op makes a new one). Our references: the slot, this local
+    and ``getrefcount``'s argument."""
+    array = slot[0]
+    if array is not None and sys.getrefcount(array) <= 3:
+        return array
+    return None
 
 
 def _store_grad_array(leaf, array, stored):
     """``leaf.grad`` = a gradient array the graph computed, stored by ``autograd.store_grad``
-    as eager backward stores it."""
+    as eager backward stores it (the common case, a fresh array outside a trace, directly)."""
+    if context.tracer is None and getattr(array, "base", None) is None and id(array) not in stored:
+        stored.add(id(array))
+        leaf._grad = Tensor._wrap(array, leaf._backend)
+        return
     store_grad(leaf, Tensor._wrap(array, leaf._backend), stored)
 
 
@@ -330,11 +458,12 @@ def _write_weak(ref, array):
 
 
 def generate(graph, home_device):
-    """Python source for ``graph``: ``(source, namespace, function name, line map)``.
+    """Python source for ``graph``: ``(source, namespace, function name, line map, kernels)``.
 
     The namespace holds the values the source refers to (array modules, constants, variables'
     tensors); the line map says which ``(graph, node, input expressions)`` each line runs, so
-    that an error can be traced back to the node and the user's line.
+    that an error can be traced back to the node and the user's line. ``kernels`` maps the
+    name of each fused kernel the code calls to its generated source.
     """
     program = _Program()
     fname = program.reserve(_identifier(graph.name))
@@ -347,4 +476,4 @@ def generate(graph, home_device):
                 line_map[offset + line] = value
         source_lines.extend(lines + [""])
     source = "\n".join(source_lines).rstrip() + "\n"
-    return source, dict(program.namespace), fname, line_map
+    return source, dict(program.namespace), fname, line_map, dict(program.kernels)

@@ -65,7 +65,8 @@ class Executable:
 
     ``graph`` is the IR it runs (after the passes), ``code`` the Python source generated from
     it, ``reports`` the ``PassReport`` of each pass applied, in order (``built_graph``: the
-    graph before them). Results come back as Tensors (a tuple if several outputs).
+    graph before them), ``kernels`` the source of each fused kernel the code calls, by name.
+    Results come back as Tensors (a tuple if several outputs).
     """
 
     def __init__(self, graph: Graph, single=True, reports=()):
@@ -82,7 +83,7 @@ class Executable:
     def _build(self):
         graph = self.graph
         home = graph.outputs[0].device if graph.outputs else (graph.nodes[0].device if graph.nodes else CPU.device)
-        self.code, namespace, fname, self._line_map = generate(graph, home)
+        self.code, namespace, fname, self._line_map, self.kernels = generate(graph, home)
         self._filename = f"<labgrad {graph.name} #{next(_program_ids)}>"
         code = compile(self.code, self._filename, "exec")  # noqa: S102 - our own generated source
         linecache.cache[self._filename] = (len(self.code), None, self.code.splitlines(True), self._filename)
@@ -226,6 +227,7 @@ class Executable:
         cls = type(error) if isinstance(error, LabgradError) else (
             ShapeError if isinstance(error, (ValueError, IndexError)) else
             DTypeError if isinstance(error, TypeError) else LabgradError)
+        opname, location = node.op_name, node.location
         if node.kind == "op":
             try:
                 node.op.infer(*avals, **node.attrs)
@@ -233,14 +235,25 @@ class Executable:
                 cls, explanation = type(e), str(e)
             except Exception:
                 pass
+        elif node.kind == "fused":    # which op of the group: run their infer rules
+            attr = node.attrs["kernel"]
+            hit = attr.failing_step(avals)
+            if hit is not None:
+                k, e = hit
+                step = attr.kernel.steps[k]
+                opname = f"{step.op} (fused into {attr.name})"
+                if k < len(attr.locations) and attr.locations[k] is not None:
+                    location = attr.locations[k]
+                if isinstance(e, (ShapeError, DTypeError)):
+                    cls, explanation = type(e), str(e)
         if isinstance(error, IndexError):
             explanation += ("\n  An index read from the data is out of range: along an axis of size n, "
                             "indices must lie in [-n, n).")
         described = ", ".join(fmt_aval(a) if isinstance(a, Aval) else repr(a) for a in avals)
         where = "" if graph is self.graph else f" of subgraph {graph.name}"
-        return cls(f"{node.op_name} failed while running the compiled graph, at node "
+        return cls(f"{opname} failed while running the compiled graph, at node "
                    f"%{graph.index(node)}{where} ({node.op_name} -> {fmt_aval(node.aval)}), "
-                   f"defined{format_location(node.location)}\n"
+                   f"defined{format_location(location)}\n"
                    f"  its inputs at run time: {described or 'none'}\n  {explanation}")
 
     def __repr__(self):

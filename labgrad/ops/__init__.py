@@ -8,5 +8,6 @@ from .registry import GRAPH_OPS, REGISTRY, Aval, Op, aval_of, defop, get_op  # n
 from . import elementwise, shape, reduce, linalg, nn, conv, device, state  # noqa: F401  (registers the ops)
 from . import fused  # noqa: F401  (ops that pattern fusion makes: fma, linear)
 from . import graph_ops  # noqa: F401  (the graph-only ops: GRAPH_OPS)
+from . import fused_kernel  # noqa: F401  (the fused op that elementwise fusion makes)
 
 globals().update(REGISTRY)   # lg.ops.<name> for every op (see the docstring)

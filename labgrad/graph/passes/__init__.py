@@ -13,9 +13,13 @@ pipeline and returns the final graph and the reports, in order; ``lg.compile`` a
 The passes, one module each: ``dce`` (dead-code elimination), ``fold`` (constant folding),
 ``simplify`` (algebraic simplification; ``simplify_unsafe`` adds rules that change some values
 and is never run by default), ``cse`` (common-subexpression elimination), ``patterns``
-(pattern fusion: ``a * b + c`` -> ``fma``, ``matmul + bias (+ relu)`` -> ``linear``; not in
-the default pipeline yet, see ``FUSION_PIPELINE``). A pass is named by its key in ``PASSES`` or given
-as a function; ``register_pass`` adds one (and may put it into the default pipeline).
+(pattern fusion: ``a * b + c`` -> ``fma``, ``matmul + bias (+ relu)`` -> ``linear``,
+``relu_grad`` reads the relu's output), ``fuse`` (elementwise fusion: each group of
+elementwise ops, with a reduction that ends it, becomes one ``fused`` node running one
+generated kernel), ``memory`` (memory planning: liveness, buffers reused across calls, safe
+in-place writes; attaches ``graph.memory_plan`` for the code generator). A pass is named by its
+key in ``PASSES`` or given as a function; ``register_pass`` adds one (and may put it into the
+default pipeline).
 """
 from __future__ import annotations
 
@@ -23,6 +27,8 @@ from ..ir import Graph
 from .cse import common_subexpression_elimination
 from .dce import dead_code_elimination
 from .fold import constant_folding
+from .fuse import elementwise_fusion, kernel_count
+from .memory import MemoryPlan, memory_planning
 from .report import PassReport, fmt_bytes, make_report, survivors
 from .patterns import pattern_fusion
 from .simplify import algebraic_simplification, simplify_unsafe
@@ -30,7 +36,8 @@ from .simplify import algebraic_simplification, simplify_unsafe
 __all__ = ["PASSES", "DEFAULT_PIPELINE", "FUSION_PIPELINE", "enable_fusion", "PassReport", "lower",
            "register_pass", "resolve",
            "make_report", "survivors", "fmt_bytes", "dead_code_elimination", "constant_folding",
-           "common_subexpression_elimination", "algebraic_simplification", "simplify_unsafe", "pattern_fusion"]
+           "common_subexpression_elimination", "algebraic_simplification", "simplify_unsafe", "pattern_fusion",
+           "elementwise_fusion", "kernel_count", "memory_planning", "MemoryPlan"]
 
 #: every known pass, by name
 PASSES = {
@@ -40,22 +47,21 @@ PASSES = {
     "simplify": algebraic_simplification,
     "simplify_unsafe": simplify_unsafe,   # not in the default pipeline: changes some values
     "patterns": pattern_fusion,
+    "fuse": elementwise_fusion,
+    "memory": memory_planning,
 }
 
 #: what ``lg.compile`` and ``lg.jit`` run by default, in order. Dead code goes first (less to
 #: look at); folding turns constant work into constants, which simplification's rules can
 #: see (``x * 1``); simplification can make two nodes the same, so CSE comes after it; the
-#: rewrites leave dead nodes behind, so ``dce`` runs again at the end. The fusion passes go
-#: after ``cse`` (pattern fusion needs to know how many users a product really has): they join
-#: together, when fused kernels exist, with ``enable_fusion()``; memory planning goes last,
-#: after the final ``dce``.
-DEFAULT_PIPELINE = ["dce", "fold", "simplify", "cse", "dce"]
+#: fusion passes go after ``cse`` (pattern fusion needs to know how many users a product
+#: really has; elementwise fusion then groups what is left, ``fma`` included); the rewrites
+#: leave dead nodes behind, so ``dce`` runs again; memory planning goes last, on the final graph.
+DEFAULT_PIPELINE = ["dce", "fold", "simplify", "cse", "patterns", "fuse", "dce", "memory"]
 
-#: the fusion passes, in order, that ``enable_fusion`` puts after ``cse``. Pattern fusion alone
-#: buys little with NumPy (``fma`` is still two NumPy calls), and it changes the printed graphs
-#: of chapters 04-05 (``a * b + 1`` reads ``fma``), so it is not in the default pipeline until
-#: elementwise fusion (which writes one loop per ``fma``) joins it.
-FUSION_PIPELINE = ["patterns"]
+#: the fusion passes, in order, that ``enable_fusion`` puts after ``cse`` (both are in the
+#: default pipeline; ``enable_fusion`` restores them into a pipeline that left them out).
+FUSION_PIPELINE = ["patterns", "fuse"]
 
 #: run ``graph.verify()`` after every pass (cheap; catches a broken pass where it broke)
 VERIFY = True

@@ -14,7 +14,15 @@ pattern                            becomes                  condition
                                                             add only and is not an output
 ``relu(linear(x, w, b))``          ``linear(..., relu)``    the same, for the sum: only the relu
                                                             uses it, and it is not an output
+``relu_grad(g, x)``                ``relu_grad(g, relu(x))``  ``relu(x)`` is in the graph: ``x > 0``
+                                                            exactly where ``relu(x) > 0`` (NaN
+                                                            too), and the pre-activation ``x``
+                                                            need not be kept for the backward, so
+                                                            ``linear`` can take in the relu
 =================================  =======================  ======================================
+
+The ``relu_grad`` rule runs first, over the whole graph, so that the ``linear`` rules see the
+pre-activation used by its ``relu`` only (the usual case in a training step).
 
 The new ops compute exactly what the ops they replace compute (``ops/fused.py``), so values do
 not change. A product that has another user, or that is returned, is *not fused because* it
@@ -38,8 +46,30 @@ def _same(aval, node):
     return aval.shape == node.aval.shape and aval.dtype == node.aval.dtype
 
 
+def _relu_grad_reads_relu(graph):
+    """``relu_grad(g, x)`` -> ``relu_grad(g, relu(x))`` where ``relu(x)`` comes before it."""
+    relu_of, rewritten = {}, []
+
+    def visit(node, ins):
+        if _is(node, "relu") and isinstance(ins[0], Node):
+            out = node if all(a is b for a, b in zip(ins, node.inputs)) else node.replace(inputs=ins)
+            relu_of.setdefault(id(ins[0]), out)
+            return out
+        if _is(node, "relu_grad") and isinstance(ins[1], Node) and id(ins[1]) in relu_of:
+            rewritten.append(node.id)
+            return node.replace(inputs=(ins[0], relu_of[id(ins[1])]))
+        return None
+
+    if not any(_is(n, "relu_grad") for n in graph.nodes):
+        return graph, []
+    new, _, _ = rewrite(graph, visit)
+    return new, rewritten
+
+
 def pattern_fusion(graph):
     """``(graph, report)`` with the patterns of the module docstring fused."""
+    original = graph
+    graph, relu_rewrites = _relu_grad_reads_relu(graph)
     users = {k: len(v) for k, v in graph.users().items()}
     outputs = {o.id for o in graph.outputs if isinstance(o, Node)}
     origin = {}           # id(new node) -> the old node it stands for
@@ -107,11 +137,13 @@ def pattern_fusion(graph):
         return [origin[id(new_node)].id]
 
     after, env, converted = rewrite(graph, visit)
+    kept = survivors(graph, env, converted)
+    rewritten = tuple(("relu_grad reads relu's output", i, kept[i]) for i in relu_rewrites if i in kept)
     # a fusion that a later one absorbed (linear, then linear+relu) is reported once, as the last
     final = [(parts, made) for _, parts, made in fused if id(made) not in absorbed]
     report_fused = tuple((parts, converted[id(made)].id) for parts, made in final)
     taken = {i for parts, _ in final for i in parts}   # a candidate that was fused another way
-    return after, make_report("patterns", graph, after, survivors(graph, env, converted),
+    return after, make_report("patterns", original, after, kept, rewritten=rewritten,
                               fused=report_fused,
                               not_fused=tuple((i, why) for i, why in not_fused if i not in taken),
                               notes=tuple(notes))
