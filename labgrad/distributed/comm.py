@@ -83,6 +83,7 @@ def _install_abort_hook(MPI):
             sys.stderr.write(f"[labgrad rank {MPI.COMM_WORLD.Get_rank()}] uncaught "
                              f"{kind.__name__}: aborting every rank of the job\n")
             sys.stderr.flush()
+            time.sleep(0.5)   # let mpiexec forward what was written: Abort cuts the job's output
             MPI.COMM_WORLD.Abort(1)
 
     sys.excepthook = abort
