@@ -482,6 +482,18 @@ def test_fma_is_not_fused_when_the_product_is_needed_anyway():
     assert "fma" not in ops_of(g.graph) and "is an output" in g.reports[0].not_fused[0][1]
 
 
+def test_fma_leaves_a_product_added_to_itself_alone():
+    """add(p, p) reads the product twice: fma(a, b, p) would compute it twice."""
+    a = lg.placeholder((3,), name="a")
+    b = lg.placeholder((3,), name="b")
+    p = a * b
+    f = compiled(p + p, ["patterns", "dce"])
+    assert ops_of(f.graph) == ["placeholder", "placeholder", "mul", "add"]
+    assert f.reports[0].not_fused == ((3, "fma: both inputs are %2"),) and not f.reports[0].fused
+    x, y = np.array([1, 2, 3], np.float32), np.array([0.5, -1, 2], np.float32)
+    np.testing.assert_array_equal(f(x, y).numpy(), 2 * x * y)
+
+
 def test_matmul_plus_bias_plus_relu_becomes_linear():
     x = lg.placeholder((None, 4), name="x")
     w = lg.Variable(lg.randn(4, 3), name="w")

@@ -110,6 +110,10 @@ def pattern_fusion(graph):
         if _is(node, "add") and len(ins) == 2:
             for k in (0, 1):
                 m, other = ins[k], ins[1 - k]
+                if other is m:    # add(p, p): the product is read twice, so it is kept anyway
+                    not_fused.append((node.id, f"fma: both inputs are %{origin[id(m)].id}"
+                                      if id(m) in origin else "fma: both inputs are the same"))
+                    break
                 if _is(m, "mul") and private(m, "fma", node):
                     out = make(node, get_op("fma"), [*m.inputs, other], {}, [origin[id(m)].id, node.id], "fma")
                 elif (_is(m, "matmul") and isinstance(other, Node) and m.inputs[0].aval.ndim == 2
