@@ -338,7 +338,9 @@ def _check_preserved(prog, with_grads):
         for a, b, o in zip(held, got, f.graph.outputs):   # of it, is its live array: it changes)
             if not _may_alias(o, state):
                 np.testing.assert_array_equal(a.numpy(), b, err_msg=f"passes={passes}: clobbered")
-        assert len(f.graph.nodes) <= len(base.graph.nodes) + len(f.graph.constants)
+        # no pass adds work: a fused node stands for 2+ ops, and its `get`s only name its outputs
+        work = [n for n in f.graph.nodes if n.op_name != "get"]
+        assert len(work) <= len(base.graph.nodes) + len(f.graph.constants)
 
 
 @given(programs())
