@@ -3,7 +3,9 @@
 What ``print(graph)`` lists line by line, this draws: placeholders, constants, variables
 (cylinders: state that outlives a run), ops (ovals coloured by family, as in eager drawings),
 assigns (with a dashed "writes" arrow back to their variable) and the graph's outputs (a thick
-outline). A ``cond`` or ``while`` node is drawn with its subgraphs as clusters beside it
+outline). A ``fused`` node (one generated kernel) is drawn as a cluster named after its
+kernel: one small oval per step of the kernel, data flowing between them, and the kernel's
+exit node, which its consumers read. A ``cond`` or ``while`` node is drawn with its subgraphs as clusters beside it
 ("cond: true branch", "cond: false branch", "while: cond", "while: body"): the operands flow
 into each subgraph's inputs, and each subgraph's results flow into the node that picks (cond)
 or repeats (while) them. Subgraphs nest, as control flow does.
@@ -257,6 +259,9 @@ class _GraphDrawing:
         if kind in ("cond", "while") or (node.subgraphs and kind != "op"):
             self.add_control(node, scope, output)
             return
+        if kind == "fused" and node.attrs.get("kernel") is not None:
+            self.add_fused(node, scope, output)
+            return
         if kind == "op":
             attrs = style.op_node(node.op.family)
         elif kind == "stop_gradient":
@@ -298,6 +303,51 @@ class _GraphDrawing:
             self.ellipsis = self.fig.add_node(f"... {n} more node{'s' if n != 1 else ''}", style.ELLIPSIS)
         return self.ellipsis
 
+    # ---- fused kernels
+    def add_fused(self, node, scope, output):
+        """A ``fused`` node: a cluster named after its kernel, holding one oval per step (the
+        op and the step's dtype), fed by the node's operands; the outputs flow into the kernel's
+        exit box, which is what the node's users (and ``get`` nodes) read."""
+        attr = node.attrs["kernel"]
+        kernel = getattr(attr, "kernel", attr)
+        self.regions += 1
+        reduce = getattr(kernel, "reduce", None)
+        title = f"kernel {kernel.name}" + ("" if reduce is None else f" (then {reduce.kind})")
+        inner = scope + (Region(self.regions, title, "fused"),)
+        feeds = {}                      # kernel input name -> DOT id of the operand
+        for inp, x in zip(kernel.inputs, node.inputs):
+            feeds[inp.name] = self.source(x, scope)
+        made = {}                       # step name -> DOT id of its oval
+        for step in kernel.steps:
+            label = escape(step.op)
+            shown = {k: v for k, v in sorted(step.attrs.items())}
+            if shown:
+                label += "<br/>" + _small(fmt_attrs(shown), 8)
+            label += "<br/>" + _small(np.dtype(step.dtype).name)
+            me = self.fig.add_node(label, style.op_node(_family(step.op)), scope=inner)
+            made[step.name] = me
+            numbered = len(step.refs) > 1 and not _commutative(step.op)
+            for position, ref in enumerate(step.refs):
+                attrs = {"label": str(position)} if numbered else {}
+                if isinstance(ref, str) and ref in made:
+                    self.fig.add_edge(made[ref], me, attrs)
+                elif isinstance(ref, str) and ref in feeds:
+                    self.fig.add_edge(feeds[ref], me, attrs)
+                else:
+                    self.fig.add_edge(self.source(ref, inner), me, attrs)
+        attrs = style.op_node(None)
+        attrs.update(shape="box", style="rounded,filled")
+        if output:
+            attrs.update(penwidth=graph_style.OUTPUT_PEN, color=style.INK)
+        exit_label = [escape(kernel.name), _small(fmt_aval(node.aval))]
+        self.ids[id(node)] = out = self.fig.add_node("<br/>".join(exit_label), attrs, scope=inner,
+                                                     highlight=_origin(node) in self.hot)
+        many = len(kernel.outputs) > 1
+        for i, o in enumerate(kernel.outputs):
+            tail = made.get(o.name, feeds.get(o.name))
+            if tail is not None:
+                self.fig.add_edge(tail, out, {"label": f"out [{i}]"} if many else {})
+
     # ---- control flow
     def add_control(self, node, scope, output):
         """A cond/while node: its subgraphs as clusters (operands flowing into their inputs),
@@ -337,6 +387,23 @@ class _GraphDrawing:
             self.fig.add_edge(self.source(ins[0], scope), me, {"label": "pred"})
         for tail, label, attrs in into_node:
             self.fig.add_edge(tail, me, dict(attrs, label=label))
+
+
+def _commutative(opname):
+    try:
+        from labgrad.ops.registry import get_op
+        return bool(get_op(opname).commutative)
+    except Exception:
+        return False
+
+
+def _family(opname):
+    """The family of a registered op (for its colour), or ``None``."""
+    try:
+        from labgrad.ops.registry import get_op
+        return get_op(opname).family
+    except Exception:   # an op the registry does not know: drawn in the neutral colour
+        return None
 
 
 def _result_label(kind, key, i, many):

@@ -25,6 +25,7 @@ REGIONS = {
     "cond": ("#eef5fb", "#90b4d6", "#1f5f99"),
     "body": ("#f4f1fa", "#b3a2d6", "#5e4a99"),
     "scope": (style.SCOPE_FILL, style.SCOPE_LINE, style.MUTED),
+    "fused": ("#fff8e1", "#f0b429", "#8a5a00"),      # one generated kernel (a fused node)
 }
 
 
