@@ -24,19 +24,26 @@ def _build():
     from numba import njit
 
     @njit(cache=True, error_model="numpy")
+    def row_target_and_max(z, t, i):
+        """Row ``i``'s target class (checked as NumPy indexing checks it) and its largest logit."""
+        c = z.shape[1]
+        k = t[i]
+        if k < 0:
+            k += c
+        if k < 0 or k >= c:
+            raise IndexError("cross_entropy: a target is out of range for the number of classes")
+        m = z[i, 0]
+        for j in range(1, c):
+            if z[i, j] > m:
+                m = z[i, j]
+        return k, m
+
+    @njit(cache=True, error_model="numpy")
     def xent_rows(z, t):
         n, c = z.shape
         total = 0.0
         for i in range(n):
-            k = t[i]
-            if k < 0:
-                k += c
-            if k < 0 or k >= c:
-                raise IndexError("cross_entropy: a target is out of range for the number of classes")
-            m = z[i, 0]
-            for j in range(1, c):
-                if z[i, j] > m:
-                    m = z[i, j]
+            k, m = row_target_and_max(z, t, i)
             s = 0.0
             for j in range(c):
                 s += math.exp(z[i, j] - m)
@@ -47,15 +54,7 @@ def _build():
     def xent_grad_rows(z, t, scale, out):
         n, c = z.shape
         for i in range(n):
-            k = t[i]
-            if k < 0:
-                k += c
-            if k < 0 or k >= c:
-                raise IndexError("cross_entropy: a target is out of range for the number of classes")
-            m = z[i, 0]
-            for j in range(1, c):
-                if z[i, j] > m:
-                    m = z[i, j]
+            k, m = row_target_and_max(z, t, i)
             s = 0.0
             for j in range(c):
                 e = math.exp(z[i, j] - m)
