@@ -7,6 +7,7 @@
 >>> viz.draw(f)                        # a static graph: lg.compile(...), lg.jit function, Graph
 >>> viz.compare(f, x_pos, x_neg, static_fn=f_cond)   # eager graphs vs the one static graph
 >>> viz.PassExplorer(f)                 # what each graph pass did: before and after, marked
+>>> viz.draw_schedule(f)                # the order nodes run in: live memory per step, by device
 
 Drawings are built as DOT text and rendered to SVG by ``graphviz-pure`` (see ``viz.render``).
 viz reads labgrad's public objects; labgrad never imports viz.
@@ -22,3 +23,4 @@ from . import feedback  # noqa: F401  (exercises' visible checks: viz.feedback.c
 from .monitor import TrainingMonitor  # noqa: F401  (live curves during Trainer.fit)
 from .onnx_view import draw_onnx  # noqa: F401  (an exported ONNX model: viz.draw_onnx("model.onnx"))
 from .profile_view import ProfileView  # noqa: F401
+from .schedule import draw_schedule  # noqa: F401  (a node order's live memory, by device)

@@ -22,7 +22,7 @@ from ..ops.registry import Aval, broadcast_shapes, fmt_shape
 from ..tensor import Tensor
 from .executable import Executable
 from .ir import ROOT, Graph, Node, collect, current_frame
-from .passes import lower
+from .passes import lower, placer, resolve
 from .symbol import Symbol, Variable, constant_node, to_input
 
 __all__ = ["placeholder", "constant", "Variable", "assign", "compile"]
@@ -101,7 +101,7 @@ def make_assign(target, value, location):
     return Symbol(node)
 
 
-def compile(outputs, inputs=None, updates=(), name="graph", passes=None):
+def compile(outputs, inputs=None, updates=(), name="graph", passes=None, placement=None):
     """Compile ``outputs`` (a Symbol, or a list of them) into an ``Executable``.
 
     The graph is found by walking back from the outputs and the ``updates`` (assign nodes to
@@ -114,6 +114,10 @@ def compile(outputs, inputs=None, updates=(), name="graph", passes=None):
     ``passes`` chooses the optimization passes run on the graph before code is generated:
     ``None`` for the default pipeline, ``()`` for none, or a list of pass names/functions
     (see ``labgrad.graph.passes``); ``executable.reports`` says what each one did.
+
+    ``placement`` places the graph on several devices first (``passes/place.py``): pins such as
+    ``{"matmul": "cuda"}`` (by op name, Symbol or function), or ``True`` for no pins; every other
+    op goes where the fewest bytes cross between devices, with explicit transfer nodes.
     """
     single = not isinstance(outputs, (list, tuple))
     outs = [outputs] if single else list(outputs)
@@ -141,6 +145,8 @@ def compile(outputs, inputs=None, updates=(), name="graph", passes=None):
                              + ", ".join(f"{n.name or 'unnamed'} {fmt_shape(n.shape)}"
                                          f"{format_location(n.location)}" for n in missing))
     graph = Graph(collect(nodes + effects), order, nodes, name=name)
+    if placement is not None and placement is not False:
+        passes = [placer(None if placement is True else placement)] + resolve(passes)
     graph, reports = lower(graph, passes)
     return Executable(graph, single=single, reports=reports)
 

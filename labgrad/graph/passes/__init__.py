@@ -17,9 +17,13 @@ and is never run by default), ``cse`` (common-subexpression elimination), ``patt
 ``relu_grad`` reads the relu's output), ``fuse`` (elementwise fusion: each group of
 elementwise ops, with a reduction that ends it, becomes one ``fused`` node running one
 generated kernel), ``memory`` (memory planning: liveness, buffers reused across calls, safe
-in-place writes; attaches ``graph.memory_plan`` for the code generator). A pass is named by its
-key in ``PASSES`` or given as a function; ``register_pass`` adds one (and may put it into the
-default pipeline).
+in-place writes; attaches ``graph.memory_plan`` for the code generator). Two more are not in
+the default pipeline: ``place`` (placement: every op on the device that makes the fewest bytes
+cross between devices, with explicit ``to_device`` transfer nodes; ``placer(pins)`` makes one
+with pins, and ``lg.compile(..., placement={"matmul": "cuda"})`` runs it first) and
+``schedule`` (a node order with a lower peak of live memory: ``passes=[..., "schedule",
+"memory"]``). A pass is named by its key in ``PASSES`` or given as a function; ``register_pass``
+adds one (and may put it into the default pipeline).
 """
 from __future__ import annotations
 
@@ -31,13 +35,16 @@ from .fuse import elementwise_fusion, kernel_count
 from .memory import MemoryPlan, memory_planning
 from .report import PassReport, fmt_bytes, make_report, survivors
 from .patterns import pattern_fusion
+from .place import describe_placement, place, placer, transfers
+from .schedule import Schedule, memory_order, schedule_memory, schedule_table
 from .simplify import algebraic_simplification, simplify_unsafe
 
 __all__ = ["PASSES", "DEFAULT_PIPELINE", "FUSION_PIPELINE", "enable_fusion", "PassReport", "lower",
            "register_pass", "resolve",
            "make_report", "survivors", "fmt_bytes", "dead_code_elimination", "constant_folding",
            "common_subexpression_elimination", "algebraic_simplification", "simplify_unsafe", "pattern_fusion",
-           "elementwise_fusion", "kernel_count", "memory_planning", "MemoryPlan"]
+           "elementwise_fusion", "kernel_count", "memory_planning", "MemoryPlan", "place", "placer",
+           "transfers", "describe_placement", "schedule_memory", "memory_order", "schedule_table", "Schedule"]
 
 #: every known pass, by name
 PASSES = {
@@ -49,6 +56,8 @@ PASSES = {
     "patterns": pattern_fusion,
     "fuse": elementwise_fusion,
     "memory": memory_planning,
+    "place": place,                       # not in the default pipeline: see place.py
+    "schedule": schedule_memory,          # not in the default pipeline: see schedule.py
 }
 
 #: what ``lg.compile`` and ``lg.jit`` run by default, in order. Dead code goes first (less to
