@@ -239,21 +239,25 @@ class _FunctionWriter:
         in_device = next((x.device for x in node.inputs if isinstance(x, Node)), node.device)
         xp = self.xp(in_device)
         buf = self.buffer(node)
+        if op.name == "linear":     # the product (into its buffer, if planned), then the
+            name = self.local(node)  # bias and relu in place: one loop when Numba is here
+            self.names[node.id] = name
+            self.args[node.id] = args
+            out = "" if buf is None else f", out={buf}"
+            lines = [f"{name} = {xp}.matmul({args[0]}, {args[1]}{out})"]
+            bias_relu = self.bias_relu(node) if node.attrs["relu"] else None
+            if bias_relu is not None:
+                lines.append(f"{bias_relu}({name}, {args[2]}, out={name})")
+            else:
+                lines.append(f"{xp}.add({name}, {args[2]}, out={name})")
+                if node.attrs["relu"]:
+                    lines.append(f"{xp}.maximum({name}, 0, out={name})")
+            self.add(lines, node, set(args), name)
+            return
         if buf is not None:
             name = self.local(node)
             self.names[node.id] = name
             self.args[node.id] = args
-            if op.name == "linear":
-                lines = [f"{name} = {xp}.matmul({args[0]}, {args[1]}, out={buf})"]
-                bias_relu = self.bias_relu(node) if node.attrs["relu"] else None
-                if bias_relu is not None:    # bias and relu in one loop, in place
-                    lines.append(f"{bias_relu}({name}, {args[2]}, out={name})")
-                else:
-                    lines.append(f"{xp}.add({name}, {args[2]}, out={name})")
-                    if node.attrs["relu"]:
-                        lines.append(f"{xp}.maximum({name}, 0, out={name})")
-                self.add(lines, node, set(args), name)
-                return
             if op.name == "fma":        # the product into the buffer, then the add in place
                 lines = [f"{name} = {xp}.multiply({args[0]}, {args[1]}, out={buf})",
                          f"{xp}.add({name}, {args[2]}, out={name})"]
