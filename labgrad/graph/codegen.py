@@ -37,7 +37,7 @@ from ..ops.fused_kernel import compiled_kernel
 from ..ops.registry import get_op
 from ..ops.shape import sum_to_axes
 from .inline import inline_forward, is_literal
-from .passes.memory import liveness, may_alias
+from .passes.memory import liveness, may_alias, product_fits
 from ..profiler.profile import NodeInfo
 from .ir import Node, graph_cost, node_cost
 
@@ -266,6 +266,13 @@ class _FunctionWriter:
             ufunc = "matmul" if op.name == "matmul" else "maximum" if op.name == "relu" else op.ufunc
             extra = ", 0" if op.name == "relu" else ""
             self.add(f"{name} = {xp}.{ufunc}({', '.join(args)}{extra}, out={buf})", node, set(args), name)
+            return
+        if op.name == "fma" and product_fits(node):   # a fresh product, then the add into it
+            name = self.local(node)
+            self.names[node.id] = name
+            self.args[node.id] = args
+            self.add([f"{name} = {xp}.multiply({args[0]}, {args[1]})",
+                      f"{xp}.add({name}, {args[2]}, out={name})"], node, set(args), name)
             return
         expr = _specialized(node, xp, args, self.p)
         if expr is None:

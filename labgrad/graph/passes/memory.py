@@ -108,13 +108,15 @@ def writes_out(node):
 def product_fits(node):
     """For ``fma(a, b, c)``: does ``a * b`` already have the result's shape and dtype (so
     ``multiply(a, b, out=y); add(y, c, out=y)`` computes it with no temporary)?"""
-    a, b = (input_aval(x) for x in node.inputs[:2])
+    a, b, c = (input_aval(x) for x in node.inputs)
     try:
         product = get_op("mul").infer(a, b)
-    except Exception:
+    except Exception:   # noqa: BLE001
         return False
-    return (tuple(product.shape) == tuple(node.aval.shape) and product.dtype == node.aval.dtype
-            and None not in node.aval.shape)
+    if tuple(product.shape) != tuple(node.aval.shape) or product.dtype != node.aval.dtype:
+        return False
+    # with unknown sizes, only an addend that cannot widen the product is certain to fit
+    return None not in node.aval.shape or not hasattr(c, "shape") or len(c.shape) == 0
 
 
 def _elementwise(node):
