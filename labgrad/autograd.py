@@ -142,6 +142,8 @@ def run_backward(outputs, seeds, retain_graph, create_graph, capture=None, on_st
     for y, g in zip(outputs, seeds):
         _add(grads, y.grad_fn or y, rules.unwrap(g))
     watched = _watched_nodes(capture)
+    ready = _ready_leaves(order) if _leaf_hooks.registered and capture is None else None
+    stored = None if create_graph else set()   # arrays already handed to a leaf
     array_ctx = rules.array_ctx if not context.hooks else None
     saved = context.grad_enabled, context.raw_arrays
     context.grad_enabled, context.raw_arrays = create_graph, rules.xp
@@ -149,6 +151,8 @@ def run_backward(outputs, seeds, retain_graph, create_graph, capture=None, on_st
         for node in order:                                      # 1. outputs first
             g = grads.pop(node, None)
             if g is None:
+                if ready is not None and node in ready:
+                    _deliver_early(ready[node], grads, rules.wrap, stored)
                 continue
             if node.hooks or watched:
                 g = rules.before_node(node, g, watched)
@@ -169,8 +173,10 @@ def run_backward(outputs, seeds, retain_graph, create_graph, capture=None, on_st
                 on_step(node, g, input_grads)
             if not retain_graph:
                 node.release()
+            if ready is not None and node in ready:            # (hooked leaves that are done)
+                _deliver_early(ready[node], grads, rules.wrap, stored)
         context.raw_arrays = None
-        return _deliver(grads, capture, watched, rules.wrap, create_graph)   # what is left: leaves
+        return _deliver(grads, capture, watched, rules.wrap, stored)   # what is left: leaves
     finally:
         context.grad_enabled, context.raw_arrays = saved
 
@@ -187,11 +193,38 @@ def _watched_nodes(capture):
     return {x.grad_fn: [x, None] for x in capture if x.grad_fn is not None} or None
 
 
-def _deliver(leaf_grads, capture, watched, wrap, create_graph):
+def _ready_leaves(order):
+    """``{node: [leaves]}``: each leaf that has hooks, under the last node (in backward order)
+    that adds to its gradient. After that node its gradient is final, so it is delivered at
+    once, and its hooks run while backward goes on (``DistributedDataParallel`` starts
+    sending a bucket of gradients while the earlier layers' gradients are being computed)."""
+    last = {}
+    for node in order:
+        for x in node._inputs:
+            if x.__class__ not in NUMBERS and x._hooks and x.grad_fn is None:
+                last[x] = node
+    ready = {}
+    for leaf, node in last.items():
+        ready.setdefault(node, []).append(leaf)
+    return ready
+
+
+def _deliver_early(leaves, grads, wrap, stored):
+    saved, context.raw_arrays = context.raw_arrays, None    # hooks see tensors, as at the end
+    try:
+        for leaf in leaves:
+            g = grads.pop(leaf, None)
+            if g is not None:
+                accumulate_grad(leaf, wrap(g), stored)
+    finally:
+        context.raw_arrays = saved
+
+
+def _deliver(leaf_grads, capture, watched, wrap, stored):
     """Store each leaf's gradient in its ``.grad``, or (``lg.grad``) return those captured, as
-    ``{id(tensor): gradient}``. Tensors hash by identity, so they key ``leaf_grads`` directly."""
+    ``{id(tensor): gradient}``. Tensors hash by identity, so they key ``leaf_grads`` directly.
+    ``stored``: arrays already handed to a leaf in this pass (``None`` with create_graph)."""
     if capture is None:
-        stored = None if create_graph else set()   # arrays already handed to a leaf
         for leaf, g in leaf_grads.items():
             accumulate_grad(leaf, wrap(g), stored)
         return {}
@@ -344,7 +377,15 @@ def store_grad(leaf, g, stored=None):
         leaf.grad = g
 
 
+class _LeafHooks:
+    registered = False     # has any leaf ever had a hook? (if not, backward skips the scan)
+
+
+_leaf_hooks = _LeafHooks()
+
+
 def register_leaf_hook(tensor, fn):
+    _leaf_hooks.registered = True
     if tensor._hooks is None:
         tensor._hooks = []
     tensor._hooks.append(fn)

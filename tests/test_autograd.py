@@ -225,6 +225,32 @@ def test_hook_on_a_non_leaf_changes_what_flows_upstream():
     assert x.grad.tolist() == [80.0, 160.0]
 
 
+def test_a_leaf_hook_runs_as_soon_as_its_gradient_is_final_not_at_the_end():
+    """What lets DistributedDataParallel send the last layer's gradients while backward goes
+    on: w2's gradient is final after the last matmul's rule, before h's node runs."""
+    x = lg.randn(3, 4)
+    w1 = lg.randn(4, 5, requires_grad=True)
+    w2 = lg.randn(5, 2, requires_grad=True)
+    h = (x @ w1).tanh()
+    order = []
+    w2.register_hook(lambda g: order.append(("w2", w1.grad is None)))
+    w1.register_hook(lambda g: order.append(("w1", w2.grad is not None)))
+    h.register_hook(lambda g: order.append(("h", w2.grad is not None)))
+    (h @ w2).sum().backward()
+    assert order == [("w2", True), ("h", True), ("w1", True)]
+
+
+def test_early_delivery_gives_the_same_gradients_and_shares_no_arrays():
+    a = lg.tensor([1.0, 2.0], requires_grad=True)
+    b = lg.tensor([3.0, 4.0], requires_grad=True)
+    a.register_hook(lambda g: None)
+    y = a + b                                # both get the same upstream gradient array
+    (y * y).sum().backward()
+    assert a.grad.tolist() == b.grad.tolist() == [8.0, 12.0]
+    a.grad.zero_()
+    assert b.grad.tolist() == [8.0, 12.0]    # b has its own array
+
+
 def test_hook_handle_removes_the_hook():
     x = lg.tensor([1.0], requires_grad=True)
     handle = x.register_hook(lambda g: g * 100)

@@ -83,6 +83,10 @@ def test_the_profiler_shows_all_reduce_time_as_its_own_events(tmp_path):
     sends = [e for e in comm if e["name"].startswith("all_reduce (bucket")]
     assert run["buckets"] > 1 and len(sends) == run["buckets"]     # one message per bucket
     assert [e["name"] for e in comm][-1] == "all_reduce wait"
+    # overlap: the last layer's bucket is sent while earlier layers' rules still run
+    names = [e["name"] for e in run["events"]]
+    last_backward = max(i for i, e in enumerate(run["events"]) if e["phase"] == "backward")
+    assert names.index("all_reduce (bucket 0)") < last_backward
     assert all(e["bytes"] > 0 and e["dur"] >= 0 for e in comm)
     assert any(e["phase"] == "backward" for e in run["events"])
     merged = lg.profiler.merge_chrome_traces([tmp_path / "trace0.json", tmp_path / "trace1.json"],

@@ -114,3 +114,30 @@ def test_panels_show_themselves_as_png_with_a_stable_repr(step):
     assert repr(pic) == "<ProfileView memory curve>"
     assert pic._repr_png_().startswith(b"\x89PNG")
     assert pic.figure.axes == pic.axes                          # the figure's attributes pass through
+
+
+def test_heat_of_a_compiled_step_colours_its_nodes_and_fused_kernels():
+    lg.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
+    opt = lg.optim.SGD(model.parameters(), lr=0.1)
+
+    @lg.jit
+    def train_step(x, t):
+        opt.zero_grad()
+        loss = F.cross_entropy(model(x), t)
+        loss.backward()
+        opt.step()
+        return loss
+
+    x, t = lg.randn(5, 4), lg.tensor([0, 1, 0, 1, 1])
+    train_step(x, t)
+    with lg.profiler.profile() as prof:
+        train_step(x, t)
+        train_step(x, t)
+    heat = viz.ProfileView(prof).heat(train_step)
+    kinds = {n.kind for n in heat}
+    assert kinds == {"op", "fused"} and all(s > 0 for s in heat.values())
+    assert set(heat) <= set(train_step.graph.nodes)
+    dot = viz.draw(train_step, heat=heat).dot
+    assert dot.count("fillcolor") > viz.draw(train_step).dot.count("fillcolor") - 1
+    assert len(re.findall(r'point-size="8">[0-9.]+ (?:us|ms)<', dot)) == len(heat)

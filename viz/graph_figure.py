@@ -274,7 +274,8 @@ class _GraphDrawing:
         if output:
             attrs.update(penwidth=graph_style.OUTPUT_PEN, color=attrs.get("color", style.INK)
                          if kind == "assign" else style.INK)
-        self.ids[id(node)] = me = self.fig.add_node(node_label(node, self.options, index), attrs, scope=scope,
+        label = _with_heat(node_label(node, self.options, index), attrs, self.options.heat_of(node))
+        self.ids[id(node)] = me = self.fig.add_node(label, attrs, scope=scope,
                                                    highlight=_origin(node) in self.hot)
         if kind == "assign":
             value, target = node.inputs[1], node.inputs[0]
@@ -340,7 +341,8 @@ class _GraphDrawing:
         if output:
             attrs.update(penwidth=graph_style.OUTPUT_PEN, color=style.INK)
         exit_label = [escape(kernel.name), _small(fmt_aval(node.aval))]
-        self.ids[id(node)] = out = self.fig.add_node("<br/>".join(exit_label), attrs, scope=inner,
+        label = _with_heat("<br/>".join(exit_label), attrs, self.options.heat_of(node))
+        self.ids[id(node)] = out = self.fig.add_node(label, attrs, scope=inner,
                                                      highlight=_origin(node) in self.hot)
         many = len(kernel.outputs) > 1
         for i, o in enumerate(kernel.outputs):
@@ -387,6 +389,19 @@ class _GraphDrawing:
             self.fig.add_edge(self.source(ins[0], scope), me, {"label": "pred"})
         for tail, label, attrs in into_node:
             self.fig.add_edge(tail, me, dict(attrs, label=label))
+
+
+def _with_heat(label, attrs, heat):
+    """A node's label and fill for ``viz.draw(..., heat=...)``: its time under it, its fill
+    from pale yellow to deep red by its share of the slowest node's time."""
+    if heat is None:
+        return label
+    attrs.update(fillcolor=style.heat_color(heat[0]), penwidth="1.5")
+    if "filled" not in attrs.get("style", ""):
+        attrs["style"] = ",".join(filter(None, [attrs.get("style"), "filled"]))
+    if heat[0] > 0.7:       # dark fills: light text
+        attrs["fontcolor"] = "white"
+    return f'{label}<br/><font point-size="8">{heat[1]}</font>'
 
 
 def _commutative(opname):

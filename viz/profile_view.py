@@ -202,11 +202,22 @@ class ProfileView:
 
     # ---- the graph, heat-coloured
     def heat(self, loss):
-        """``{tape node: seconds}`` for the forward ops that computed ``loss``: pass it to
-        ``viz.draw(loss, heat=...)``. Events are matched to tape nodes in the order they ran
-        (the tape's forward order is a subsequence of the profile's forward op events);
-        draw the loss of the profiled step, before anything else runs on its graph."""
+        """``{node: seconds}`` to pass to ``viz.draw(..., heat=...)``.
+
+        ``loss`` an eager tensor: its forward ops' tape nodes. Events are matched to tape
+        nodes in the order they ran (the tape's forward order is a subsequence of the
+        profile's forward op events); draw the loss of the profiled step, before anything
+        else runs on its graph.
+        ``loss`` an ``Executable`` (or a ``lg.jit`` function): each node of its graph, with
+        the time of its compiled code summed over the profiled runs (the profiler records
+        one event per node and fused kernel, named by its ``%`` number).
+        """
         from .tape import forward_order
+        graph = getattr(loss, "graph", None)
+        if graph is None and hasattr(loss, "executable"):
+            graph = getattr(loss.executable, "graph", None)
+        if graph is not None and hasattr(graph, "nodes"):
+            return self._graph_heat(graph)
         node = getattr(loss, "grad_fn", None)
         if node is None:
             return {}
@@ -223,6 +234,14 @@ class ProfileView:
             out[n] = events[i].dur
             i += 1
         return out
+
+    def _graph_heat(self, graph):
+        seconds = {}
+        for e in self.prof.events:
+            args = e.args or {}
+            if e.category == "kernel" and args.get("graph") == graph.name and "node" in args:
+                seconds[args["node"]] = seconds.get(args["node"], 0.0) + e.dur
+        return {n: seconds[f"%{n.id}"] for n in graph.nodes if f"%{n.id}" in seconds}
 
     # ---- display
     def _png(self, picture):

@@ -20,8 +20,12 @@ With the loss a mean over each rank's equal share of the batch, the average of t
 gradients is the gradient of the mean over the whole batch: N ranks on batches of B/N take
 the same steps as one process on batches of B.
 
-Labgrad's engine runs leaf hooks when it stores the gradients, at the end of ``backward``,
-so here buckets overlap with storing gradients, not yet with computing them.
+Labgrad's engine runs a leaf's hooks as soon as its gradient is final, in the middle of
+``backward`` (``autograd._ready_leaves``): the last layer's gradients are ready first, so its
+bucket is on its way while the earlier layers' gradients are still being computed. Whether
+the network actually moves the bytes in the meantime depends on the MPI library: a
+non-blocking collective may progress only inside MPI calls unless the library runs a
+progress thread (an option of most MPI libraries; see yours); small buckets usually go at once.
 """
 from __future__ import annotations
 

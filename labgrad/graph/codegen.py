@@ -19,6 +19,7 @@ it and uses the map to explain errors.
 """
 from __future__ import annotations
 
+import bisect
 import builtins
 import keyword
 import re
@@ -36,8 +37,9 @@ from ..ops.fused_kernel import compiled_kernel
 from ..ops.registry import get_op
 from ..ops.shape import sum_to_axes
 from .inline import inline_forward, is_literal
-from .passes.memory import may_alias
-from .ir import Node
+from .passes.memory import liveness, may_alias, product_fits
+from ..profiler.profile import NodeInfo
+from .ir import Node, graph_cost, node_cost
 
 __all__ = ["generate"]
 
@@ -46,7 +48,10 @@ _LOCAL = re.compile(r"[va]\d+")   # the generated code's local names
 class _Program:
     """Source lines being written, the names they refer to, and which node each line runs."""
 
-    def __init__(self):
+    def __init__(self, profile=False):
+        self.profile = profile       # write the profiled version (see ``generate``)
+        self.node_info = {}          # node id -> NodeInfo, for the profiled version
+        self.graph_info = None
         self.functions = []          # finished function sources (lists of lines)
         self.namespace = {"Tensor": Tensor}
         self.line_nodes = {}         # (function index, line in function) -> (graph, node, input exprs)
@@ -234,24 +239,40 @@ class _FunctionWriter:
         in_device = next((x.device for x in node.inputs if isinstance(x, Node)), node.device)
         xp = self.xp(in_device)
         buf = self.buffer(node)
+        if op.name == "linear":     # the product (into its buffer, if planned), then the
+            name = self.local(node)  # bias and relu in place: one loop when Numba is here
+            self.names[node.id] = name
+            self.args[node.id] = args
+            out = "" if buf is None else f", out={buf}"
+            lines = [f"{name} = {xp}.matmul({args[0]}, {args[1]}{out})"]
+            bias_relu = self.bias_relu(node) if node.attrs["relu"] else None
+            if bias_relu is not None:
+                lines.append(f"{bias_relu}({name}, {args[2]}, out={name})")
+            else:
+                lines.append(f"{xp}.add({name}, {args[2]}, out={name})")
+                if node.attrs["relu"]:
+                    lines.append(f"{xp}.maximum({name}, 0, out={name})")
+            self.add(lines, node, set(args), name)
+            return
         if buf is not None:
             name = self.local(node)
             self.names[node.id] = name
             self.args[node.id] = args
-            if op.name == "linear":
-                lines = [f"{name} = {xp}.matmul({args[0]}, {args[1]}, out={buf})"]
-                bias_relu = self.bias_relu(node) if node.attrs["relu"] else None
-                if bias_relu is not None:    # bias and relu in one loop, in place
-                    lines.append(f"{bias_relu}({name}, {args[2]}, out={name})")
-                else:
-                    lines.append(f"{xp}.add({name}, {args[2]}, out={name})")
-                    if node.attrs["relu"]:
-                        lines.append(f"{xp}.maximum({name}, 0, out={name})")
+            if op.name == "fma":        # the product into the buffer, then the add in place
+                lines = [f"{name} = {xp}.multiply({args[0]}, {args[1]}, out={buf})",
+                         f"{xp}.add({name}, {args[2]}, out={name})"]
                 self.add(lines, node, set(args), name)
                 return
             ufunc = "matmul" if op.name == "matmul" else "maximum" if op.name == "relu" else op.ufunc
             extra = ", 0" if op.name == "relu" else ""
             self.add(f"{name} = {xp}.{ufunc}({', '.join(args)}{extra}, out={buf})", node, set(args), name)
+            return
+        if op.name == "fma" and product_fits(node):   # a fresh product, then the add into it
+            name = self.local(node)
+            self.names[node.id] = name
+            self.args[node.id] = args
+            self.add([f"{name} = {xp}.multiply({args[0]}, {args[1]})",
+                      f"{xp}.add({name}, {args[2]}, out={name})"], node, set(args), name)
             return
         expr = _specialized(node, xp, args, self.p)
         if expr is None:
@@ -357,23 +378,22 @@ class _FunctionWriter:
         return [(f"{v} = {v}.copy()", {v}) for v in copies] + stored_set + out
 
     def render(self, params):
-        # the last use of each local name: intermediates are deleted as soon as they are dead
-        local = {s[3] for s in self.statements if s[3]}   # feeds belong to the caller: not deleted
-        last_use = {}
-        for i, (_, _, uses, _) in enumerate(self.statements):
-            for u in uses:
-                if u in local:
-                    last_use[u] = i
-        keep = set(self.statements[-1][2]) if self.statements else set()
-        body = []   # (text, node that the line runs or None)
+        body = []   # (text, node that the line runs or None, first line of the node's statement)
+        profiled = self.p.profile and self.returns == "main"
+        if profiled:
+            params = params + ["_prof"]
+        dead_after = self.deaths()
         for i, (stmt_lines, node, _, defines) in enumerate(self.statements):
+            timed = profiled and node is not None and node.id in self.p.node_info
+            if timed:
+                info = self.p.bind(f"n{self.numbers[node.id]}", self.p.node_info[node.id])
+                body.append((f"_s = _prof.node_begin({info})", None, False))
             for k, text in enumerate(stmt_lines):
                 body.append((text, node, k == 0))
-            dead = [u for u, j in last_use.items() if j == i and u not in keep]
-            if defines and defines not in last_use and defines not in keep:
-                dead.append(defines)
-            if dead and node is not None:
-                body.append(("del " + ", ".join(sorted(dead, key=_natural)), None, False))
+            if timed:
+                body.append((f"_prof.node_end(_s, {defines})", None, False))
+            if dead_after.get(i):
+                body.append(("del " + ", ".join(sorted(dead_after[i], key=_natural)), None, False))
         width = min(max((len(t) for t, n, first in body if first and n is not None and n.location), default=0), 56)
         lines = [f"def {self.fname}({', '.join(params)}):"]
         index = len(self.p.functions)
@@ -385,6 +405,31 @@ class _FunctionWriter:
                 self.p.line_nodes[(index, len(lines))] = (self.graph, node, self.args.get(node.id, ()))
         self.p.functions.append(lines)
         return self.fname
+
+    def deaths(self):
+        """``{statement index: [local names to delete after it]}``, from the liveness the
+        memory pass computed (``plan.last_use``; ``liveness`` when no plan was made): a name
+        is deleted after the last node that reads any node it names (an ``assign`` or
+        ``stop_gradient`` shares its input's name), so memory is freed as early as in eager
+        code. Names the end-of-run writes and the return statement read are kept."""
+        plan = getattr(self.graph, "memory_plan", None)
+        last = plan.last_use if plan is not None else liveness(self.graph)
+        end = len(self.graph.nodes)
+        local = {s[3] for s in self.statements if s[3]}   # feeds belong to the caller
+        death = {}
+        for n in self.graph.nodes:
+            name = self.names.get(n.id)
+            if name in local:
+                death[name] = max(death.get(name, -1), last.get(n.id, n.id))
+        keep = set(self.statements[-1][2]) if self.statements else set()
+        runs = [(node.id, i) for i, (_, node, _, _) in enumerate(self.statements) if node is not None]
+        ids = [nid for nid, _ in runs]      # statements run nodes in the graph's order
+        out = {}
+        for name, d in death.items():
+            j = bisect.bisect_right(ids, d) - 1
+            if d < end and name not in keep and j >= 0:
+                out.setdefault(runs[j][1], []).append(name)
+        return out
 
 
 def _specialized(node, xp, args, program):
@@ -457,15 +502,25 @@ def _write_weak(ref, array):
         t._mark_modified()
 
 
-def generate(graph, home_device):
+def generate(graph, home_device, profile=False):
     """Python source for ``graph``: ``(source, namespace, function name, line map, kernels)``.
 
     The namespace holds the values the source refers to (array modules, constants, variables'
     tensors); the line map says which ``(graph, node, input expressions)`` each line runs, so
     that an error can be traced back to the node and the user's line. ``kernels`` maps the
     name of each fused kernel the code calls to its generated source.
+
+    ``profile=True`` writes the profiled version of the same program: its function takes the
+    running ``Profile`` as one more argument, and each top-level node (op, fused kernel, cond,
+    while) is bracketed by ``_prof.node_begin(info)`` / ``_prof.node_end(span, result)``; the
+    namespace's ``_graph_info`` describes the whole run, whose span the executable opens
+    (``profiler/profile.py``).
     """
-    program = _Program()
+    program = _Program(profile)
+    if profile:
+        program.graph_info, program.node_info = _profile_infos(graph, home_device)
+        program.namespace["_graph_info"] = program.graph_info    # (the executable opens its span)
+        program._taken.add("_graph_info")
     fname = program.reserve(_identifier(graph.name))
     _FunctionWriter(program, graph, fname, home_device, returns="main").write()
     source_lines, line_map = [], {}
@@ -477,3 +532,24 @@ def generate(graph, home_device):
         source_lines.extend(lines + [""])
     source = "\n".join(source_lines).rstrip() + "\n"
     return source, dict(program.namespace), fname, line_map, dict(program.kernels)
+
+
+def _profile_infos(graph, home_device):
+    """The ``NodeInfo`` of the whole run and of each node the profiled version times."""
+    infos = {}
+    for n in graph.nodes:
+        if n.kind not in ("op", "fused", "cond", "while"):
+            continue
+        cost = node_cost(n)
+        name = repr(n.attrs["kernel"]) if n.kind == "fused" else n.op_name
+        ins = [x for x in n.inputs if isinstance(x, Node) and not isinstance(x.aval, tuple)]
+        args = {"node": f"%{n.id}", "graph": graph.name}
+        if n.location:
+            args["line"] = n.source_location
+        infos[n.id] = NodeInfo(name, n.device, cost["flops"], cost["bytes"],
+                               [tuple(x.aval.shape) for x in ins], [str(x.aval.dtype) for x in ins],
+                               n.scope, args)
+    total = graph_cost(graph)
+    whole = NodeInfo(graph.name, home_device, total["flops"], total["bytes"],
+                     args={"nodes": len(graph.nodes), "kernels": len(infos)})
+    return whole, infos

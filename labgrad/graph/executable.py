@@ -16,6 +16,8 @@ import weakref
 import numpy as np
 
 from ..backends import CPU, get_backend
+from ..context import context
+from ..profiler.profile import active
 from ..errors import DeviceError, DTypeError, LabgradError, ShapeError, format_location
 from ..ops.registry import Aval, fmt_shape
 from ..tensor import Tensor
@@ -82,17 +84,28 @@ class Executable:
 
     def _build(self):
         graph = self.graph
-        home = graph.outputs[0].device if graph.outputs else (graph.nodes[0].device if graph.nodes else CPU.device)
-        self.code, namespace, fname, self._line_map, self.kernels = generate(graph, home)
-        self._filename = f"<labgrad {graph.name} #{next(_program_ids)}>"
-        code = compile(self.code, self._filename, "exec")  # noqa: S102 - our own generated source
-        linecache.cache[self._filename] = (len(self.code), None, self.code.splitlines(True), self._filename)
-        exec(code, namespace)  # noqa: S102
-        self._fn = namespace[fname]
+        self._home = graph.outputs[0].device if graph.outputs else (graph.nodes[0].device if graph.nodes else CPU.device)
+        self.code, self._fn, self._filename, self._line_map, self.kernels = self._load(profile=False)
+        self._profiled = None      # (code, function, file name, line map), made when first needed
         self._feeds = [_Feed(n, i) for i, n in enumerate(graph.inputs)]
         self._by_name = {f.name: f for f in self._feeds if f.name}
         self._out_backends = [get_backend(o.device) for o in graph.outputs]
-        weakref.finalize(self, linecache.cache.pop, self._filename, None)
+
+    def _load(self, profile):
+        source, namespace, fname, line_map, kernels = generate(self.graph, self._home, profile=profile)
+        filename = f"<labgrad {self.graph.name}{' profiled' if profile else ''} #{next(_program_ids)}>"
+        code = compile(source, filename, "exec")  # noqa: S102 - our own generated source
+        linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+        weakref.finalize(self, linecache.cache.pop, filename, None)
+        exec(code, namespace)  # noqa: S102
+        return source, namespace[fname], filename, line_map, kernels
+
+    @property
+    def profiled_code(self):
+        """The source of the profiled version (an event around each node; see the docstring)."""
+        if self._profiled is None:
+            self._profiled = self._load(profile=True)[:4]
+        return self._profiled[0]
 
     # ---- feeding
     @property
@@ -175,11 +188,32 @@ class Executable:
     # ---- running
     def __call__(self, *args, **feeds):
         arrays = self._arrays(args, feeds)
+        if context.hooks:
+            return self._wrap(self._run_hooked(arrays))
         try:
             out = self._fn(*arrays)
         except Exception as e:
             raise self._explain(e) from e
         return self._wrap(out)
+
+    def _run_hooked(self, arrays):
+        """Run with hooks installed: the profiled version when a profile is active."""
+        prof = active()
+        if prof is None:
+            try:
+                return self._fn(*arrays)
+            except Exception as e:
+                raise self._explain(e) from e
+        self.profiled_code
+        _, fn, filename, line_map = self._profiled
+        span = prof.graph_begin(fn.__globals__["_graph_info"])
+        try:
+            out = fn(*arrays, prof)
+        except Exception as e:
+            prof.graph_abort(span)
+            raise self._explain(e, filename, line_map) from e
+        prof.graph_end(span)
+        return out
 
     def run(self, feeds=None):
         """``run({"x": batch})`` or ``run({x_symbol: batch})``: feeds as a dict."""
@@ -192,6 +226,8 @@ class Executable:
 
     def call_arrays(self, arrays):
         """Run on already-checked backend arrays; returns what the generated function returns."""
+        if context.hooks:
+            return self._run_hooked(arrays)
         try:
             return self._fn(*arrays)
         except Exception as e:
@@ -206,14 +242,16 @@ class Executable:
             return None
         return tuple([Tensor._wrap(a, b) for a, b in zip(out, backends)])
 
-    def _explain(self, error):
+    def _explain(self, error, filename=None, line_map=None):
         """The node (and user line) behind an exception raised inside the generated code."""
+        filename = filename or self._filename
+        line_map = self._line_map if line_map is None else line_map
         tb, last = error.__traceback__, None
         while tb is not None:
-            if tb.tb_frame.f_code.co_filename == self._filename:
+            if tb.tb_frame.f_code.co_filename == filename:
                 last = tb
             tb = tb.tb_next
-        hit = self._line_map.get(last.tb_lineno) if last is not None else None
+        hit = line_map.get(last.tb_lineno) if last is not None else None
         if hit is None:
             return error
         graph, node, args = hit

@@ -22,7 +22,11 @@ class fma:
     two ops round it)."""
 
     def forward(xp, a, b, c):
-        return xp.add(xp.multiply(a, b), c)
+        y = xp.multiply(a, b)
+        if (getattr(y, "ndim", 0) and xp.result_type(y, c) == y.dtype
+                and xp.broadcast_shapes(y.shape, xp.shape(c)) == y.shape):
+            return xp.add(y, c, out=y)     # the product is a fresh array: add into it
+        return xp.add(y, c)
 
     def backward(ctx, g):
         a, b, _ = ctx.inputs

@@ -5,7 +5,16 @@ backward rule autograd runs (phase ``"backward"``), times each with its device's
 asks the op's ``cost`` rule for flops and bytes. When no profile is active nothing is
 installed, so the eager hot path pays one empty-tuple check, as it does anyway.
 
-Compiled code and other instrumented code use the span API of this module::
+Compiled code is profiled per node. ``codegen.generate(..., profile=True)`` writes a second
+version of the program with a ``node_begin``/``node_end`` pair around each node (an op, a fused
+kernel, a cond or while) and a ``graph_begin``/``graph_end`` pair around the run; the
+``Executable`` runs that version only while a profile is active, and the plain one otherwise.
+So profiled compiled code costs nothing when the profiler is off: no check per node, one
+check of the installed hooks per call. The facts of each node (its name, device, flops and
+bytes from the ops' ``cost`` rules, shapes) are worked out once, when the code is generated
+(a ``NodeInfo``).
+
+Other instrumented code uses the span API of this module::
 
     span = profiler.begin("fused_add_relu", category="kernel", device="cuda:0",
                           flops=n, bytes=12 * n)
@@ -30,7 +39,7 @@ from .roofline import roofline
 from .table import ProfileTable
 from .trace import write_chrome_trace
 
-__all__ = ["profile", "Profile", "record", "begin", "end", "active"]
+__all__ = ["profile", "Profile", "record", "begin", "end", "active", "NodeInfo"]
 
 
 def active():
@@ -163,6 +172,48 @@ class Profile(Hook):
             timer.start()
         return (self, index, timer, time.perf_counter())
 
+    # ---- compiled code (see the module docstring)
+    def graph_begin(self, info):
+        """Open the span of one run of a compiled graph; returns its event index."""
+        index = self._open(info.name, "graph", None, info.device)
+        event = self.events[index]
+        event.args = info.args
+        return index, len(self._stack()) - 1, time.perf_counter()
+
+    def graph_end(self, span):
+        index, _, t = span
+        self._close(index, time.perf_counter() - t)
+
+    def graph_abort(self, span):
+        """A run failed: close every event it left open (its nodes', then its own)."""
+        index, depth, t = span
+        stack = self._stack()
+        now = time.perf_counter()
+        while len(stack) > depth:
+            self._close(stack[-1], now - self._t0 - self.events[stack[-1]].start)
+
+    def node_begin(self, info):
+        """Open the event of one compiled node or fused kernel (``info``: its ``NodeInfo``)."""
+        index = self._open(info.name, "kernel", None, info.device)
+        event = self.events[index]
+        event.flops, event.bytes, event.args, event.scope = info.flops, info.bytes, info.args, info.scope
+        if self.record_shapes:
+            event.shapes, event.dtypes = info.shapes, info.dtypes
+        timer = info.timer()
+        if timer is not None:
+            timer.start()
+        t = time.perf_counter()
+        event.start = t - self._t0
+        return index, timer, t
+
+    def node_end(self, span, value):
+        """Close a node's event; ``value`` (its result) joins the memory timeline. Results
+        written into the memory plan's buffers are views of them and count zero bytes."""
+        index, timer, t = span
+        self._close(index, timer.stop() if timer is not None else time.perf_counter() - t)
+        if self.memory is not None:
+            self.memory.track(value, self.events[index].name, None, index)
+
     # ---- results
     def table(self, sort_by="self", group_by="op", phase=None, limit=None):
         """The op table; see ``ProfileTable`` for the columns and what self and total mean."""
@@ -180,6 +231,33 @@ class Profile(Hook):
     def __repr__(self):
         state = "running" if self.wall_time is None else f"{self.wall_time * 1e3:.3f} ms"
         return f"<Profile: {len(self.events)} events, {state}>"
+
+
+class NodeInfo:
+    """What the profiler records about one node of a compiled graph, worked out when the code
+    is generated: ``name`` (the op, or the fused kernel with its steps), ``device``, ``flops``
+    and ``bytes`` (the node's ``cost``), input ``shapes`` and ``dtypes``, ``scope``, and
+    ``args`` (the node's number and the user's line, shown in the trace viewer)."""
+
+    __slots__ = ("name", "device", "flops", "bytes", "shapes", "dtypes", "scope", "args", "_backend")
+
+    def __init__(self, name, device, flops=None, bytes=None, shapes=None, dtypes=None, scope=None, args=None):
+        self.name = name
+        self.device = str(device)
+        self.flops = flops
+        self.bytes = bytes
+        self.shapes = shapes
+        self.dtypes = dtypes
+        self.scope = scope
+        self.args = args
+        self._backend = get_backend(device)
+
+    def timer(self):
+        """A CUDA-event timer on a GPU (device time), None on the CPU (the host clock)."""
+        return None if self._backend.xp.__name__ == "numpy" else self._backend.timer()
+
+    def __repr__(self):
+        return f"NodeInfo({self.name!r}, {self.device})"
 
 
 def profile(record_shapes=True, profile_memory=True, with_cost=True):

@@ -21,7 +21,13 @@ Without a plan every op allocates a fresh array for its result, on every call. T
    writes into ``w``'s own array when nothing reads ``w`` (or a view of it) later in the run
    and the new value has no other reader; the copy at the end of the run goes away. (If a
    later node fails, that update has already happened.)
-5. *Safety across calls*: a value the caller gets back (an output, or anything that may alias
+5. *Buffers that do not pay*: a planned buffer is allocated for the whole run, so a value
+   that is dead by the time the run reaches its peak (often the end of backward, when the
+   large weight gradients appear) would hold memory there for nothing. After placing the
+   buffers, the planner gives back every buffer whose values are cheaper as fresh arrays,
+   freed after their last use: it drops a buffer when that lowers the planned peak (largest
+   buffers first), so the plan's peak is never above what freeing after the last use gives.
+6. *Safety across calls*: a value the caller gets back (an output, or anything that may alias
    one) and a gradient stored in a parameter's ``.grad`` are never put in a buffer, so a later
    call cannot overwrite an array someone holds. An output written with ``out=`` may *recycle*
    the array the previous call returned, but only when nobody holds it any more: the
@@ -29,7 +35,8 @@ Without a plan every op allocates a fresh array for its result, on every call. T
    has it (or a view of it, or a Tensor around it), a new array is made.
 
 The plan is attached to the graph (``graph.memory_plan``, a ``MemoryPlan``); the code generator
-writes ``out=bufN`` where it says. The report gives the planned peak memory of intermediates
+writes ``out=bufN`` where it says, and deletes each value's name after ``last_use`` (its
+``del`` lines come from this liveness, not from an analysis of its own). The report gives the planned peak memory of intermediates
 before (every result a fresh array that lives to the end of the run: nothing planned) and
 after (the buffers plus what is still allocated fresh, freed after its last use), and the
 kernel counts. ``MemoryPlan.peak_freed`` is the peak with fresh arrays freed after their last
@@ -41,11 +48,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..ir import Graph, Node
+from ...ops.registry import get_op
+from ..ir import Graph, Node, input_aval
 from .fuse import kernel_count
 from .report import fmt_bytes, make_report
 
-__all__ = ["memory_planning", "MemoryPlan", "liveness", "alias_roots", "may_alias", "writes_out"]
+__all__ = ["memory_planning", "MemoryPlan", "liveness", "alias_roots", "may_alias", "writes_out",
+           "product_fits"]
 
 #: ops known to return a fresh array (never their input's memory) when called normally
 _FRESH = {"matmul", "linear", "fused", "relu", "fma", "cross_entropy", "cross_entropy_grad",
@@ -91,7 +100,23 @@ def writes_out(node):
         return all(isinstance(x, Node) and x.aval.ndim >= 1 for x in node.inputs)
     if name == "relu":
         return True
+    if name == "fma":    # multiply into the buffer, then add in place: the product must fit it
+        return product_fits(node)
     return node.op.ufunc is not None and not node.attrs and 1 <= len(node.inputs) <= 2
+
+
+def product_fits(node):
+    """For ``fma(a, b, c)``: does ``a * b`` already have the result's shape and dtype (so
+    ``multiply(a, b, out=y); add(y, c, out=y)`` computes it with no temporary)?"""
+    a, b, c = (input_aval(x) for x in node.inputs)
+    try:
+        product = get_op("mul").infer(a, b)
+    except Exception:   # noqa: BLE001
+        return False
+    if tuple(product.shape) != tuple(node.aval.shape) or product.dtype != node.aval.dtype:
+        return False
+    # with unknown sizes, only an addend that cannot widen the product is certain to fit
+    return None not in node.aval.shape or not hasattr(c, "shape") or len(c.shape) == 0
 
 
 def _elementwise(node):
@@ -203,10 +228,7 @@ def plan(graph):
                   and None not in n.aval.shape and n.aval.ndim >= 1 and n.id in last}
     roots = alias_roots(graph, candidates)
     # when each buffer's memory is free again: after the last use of every value that may alias it
-    release = {}
-    for n in graph.nodes:
-        for r in roots.get(n.id, ()):
-            release[r] = max(release.get(r, -1), last.get(n.id, n.id))
+    release = _release(graph, last, candidates)
     free = {}                       # (dtype, device) -> [buffer indices]
     frees_at = {}                   # node index -> [(key, buffer)] released after it
     sizes = []                      # elements of each buffer (the most any of its values needs)
@@ -246,9 +268,10 @@ def plan(graph):
     p.recycle = {o.id for o in outs if writes_out(o) and not isinstance(o.aval, tuple)
                  and None not in o.aval.shape and o.aval.ndim >= 1 and o.id not in p.into_variable
                  and outs.count(o) == 1}
-    p.peak_naive, p.peak_freed, p.peak_planned = _peaks(graph, p, last, roots)
+    _drop_unprofitable_buffers(graph, p, last)
+    p.peak_naive, p.peak_freed, p.peak_planned = _peaks(graph, p, last)
     outs = {o.id for o in graph.outputs if isinstance(o, Node)}
-    p.peak_naive_intermediates, _, p.peak_planned_intermediates = _peaks(graph, p, last, roots, outs)
+    p.peak_naive_intermediates, _, p.peak_planned_intermediates = _peaks(graph, p, last, outs)
     return p
 
 
@@ -312,31 +335,70 @@ def _updates_in_place(graph, p, protected):
             p.into_variable[u.id] = var
 
 
-def _peaks(graph, p, last, roots, leave_out=frozenset()):
+def _peaks(graph, p, last, leave_out=frozenset()):
     """(nothing planned, fresh arrays freed after their last use, the plan); ``leave_out``:
-    node ids not counted."""
+    node ids not counted. A fresh array is freed when no value that may share its memory
+    (a view of it) is read any more."""
     allocs = [n for n in graph.nodes if (n.kind == "fused" or (n.kind == "op" and not n.op.view))
               and n.id not in leave_out]
-    direct = set(p.into_variable)
     naive = sum(_nbytes(n.aval) for n in allocs)
+    release = _release(graph, last, {n.id for n in allocs})
+    freed = _simulate(graph, allocs, release, set())
+    return naive, freed, _planned_peak(graph, p, allocs, release)
 
-    def simulate(planned):
-        live, peak, ends = 0, 0, {}
-        for n in graph.nodes:
-            if n in allocs and n.id not in planned:
-                size = _nbytes(n.aval)
-                live += size
-                end = last.get(n.id, n.id)
-                for r in [n.id]:
-                    ends.setdefault(end, []).append(size)
-            peak = max(peak, live)
-            live -= sum(ends.pop(n.id, []))
-        return peak
 
-    allocs = set(allocs)
-    freed = simulate(set())
-    pool = sum(_nbytes_of(b) for b in p.buffers)
-    return naive, freed, pool + simulate(set(p.out) | direct)
+def _release(graph, last, owners):
+    """``{owner id: index of the node after which its memory is free}`` (views followed)."""
+    roots = alias_roots(graph, owners)
+    release = {}
+    for n in graph.nodes:
+        for r in roots.get(n.id, ()):
+            release[r] = max(release.get(r, -1), last.get(n.id, n.id))
+    return release
+
+
+def _simulate(graph, allocs, release, planned):
+    """Peak bytes of the fresh arrays (``allocs`` not in ``planned``), each alive from its node
+    to its release."""
+    sizes = {n.id: _nbytes(n.aval) for n in allocs if n.id not in planned}
+    live, peak, ends = 0, 0, {}
+    for n in graph.nodes:
+        size = sizes.get(n.id)
+        if size is not None:
+            live += size
+            ends.setdefault(release.get(n.id, n.id), []).append(size)
+        peak = max(peak, live)
+        live -= sum(ends.pop(n.id, ()))
+    return peak
+
+
+def _planned_peak(graph, p, allocs, release):
+    pool = sum(_nbytes_of(b) for b in p.buffers if b is not None)
+    return pool + _simulate(graph, allocs, release, set(p.out) | set(p.into_variable))
+
+
+def _drop_unprofitable_buffers(graph, p, last):
+    """Give back each buffer (largest first) whose values, made fresh and freed after their
+    last use instead, lower the planned peak (see the module docstring, point 5)."""
+    allocs = [n for n in graph.nodes if n.kind == "fused" or (n.kind == "op" and not n.op.view)]
+    release = _release(graph, last, {n.id for n in allocs})
+    best = _planned_peak(graph, p, allocs, release)
+    for b in sorted(range(len(p.buffers)), key=lambda b: -_nbytes_of(p.buffers[b])):
+        kept_out = {k: v for k, v in p.out.items() if v != b}
+        trial = MemoryPlan(out=kept_out, buffers=[x if i != b else None for i, x in enumerate(p.buffers)],
+                           into_variable=p.into_variable)
+        peak = _planned_peak(graph, trial, allocs, release)
+        if peak < best:
+            best = peak
+            p.out, p.buffers = kept_out, trial.buffers
+            p.inplace = {k: v for k, v in p.inplace.items() if k in kept_out}
+    # number the buffers that are left 0, 1, ...
+    renumber = {}
+    for b, buf in enumerate(p.buffers):
+        if buf is not None:
+            renumber[b] = len(renumber)
+    p.buffers = [buf for buf in p.buffers if buf is not None]
+    p.out = {k: renumber[v] for k, v in p.out.items()}
 
 
 def memory_planning(graph):
