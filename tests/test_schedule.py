@@ -1,6 +1,7 @@
 """Schedules (labgrad/graph/passes/schedule.py): the table and the drawing, the memory-aware
-order (a lower peak on a branchy graph, measured by the profiler's memory timeline on an eager
-replay and by tracemalloc on the compiled code), the same results, and effects kept in order."""
+order (a lower peak on a branchy graph, measured by the profiler's memory timeline on the
+compiled code and on an eager replay, and by tracemalloc), the same results, and effects kept
+in order."""
 from __future__ import annotations
 
 import tracemalloc
@@ -71,7 +72,16 @@ def test_the_memory_aware_order_lowers_the_peak_of_a_branchy_graph():
         np.testing.assert_allclose(out.numpy(), f(xv).numpy(), rtol=1e-6)
         peaks.append(prof.memory.peak_bytes)
     assert 5 * wide <= peaks[0] <= 5 * wide + 16 and 2 * wide <= peaks[1] <= 2 * wide + 16
-    # and the compiled code itself (NumPy reports its allocations to tracemalloc)
+    # the compiled code, profiled node by node: the memory timeline of each order
+    compiled = []
+    for graph in (f.graph, g):
+        exe = Executable(graph, single=True)
+        exe(xv)
+        with lg.profiler.profile(profile_memory=True) as prof:
+            exe(xv)
+        compiled.append(prof.memory.peak_bytes)
+    assert compiled == peaks
+    # and with tracemalloc (NumPy reports its allocations to it)
     measured = []
     for graph in (f.graph, g):
         exe = Executable(graph, single=True)
