@@ -14,10 +14,17 @@ from labgrad.graph.passes import Schedule, schedule_table
 
 from .profile_view import Picture, _figure
 
-__all__ = ["draw_schedule"]
+__all__ = ["draw_schedule", "SchedulePicture"]
 
 DEVICE_COLORS = ["#42a5f5", "#ef6c00", "#2e7d32", "#8e24aa"]    # cpu first, then others in order
 _SOURCES = ("placeholder", "variable", "constant")
+
+
+class SchedulePicture(Picture):
+    """The figure ``draw_schedule`` returns: a PNG in a notebook, ``.figure`` for matplotlib."""
+
+    def __repr__(self):
+        return f"<schedule picture: {len(self.figure.axes)} panel(s)>"
 
 
 def _schedule(item):
@@ -71,4 +78,4 @@ def draw_schedule(*schedules, titles=None, width=None):
         if len(devices) > 1 or k == 0:
             ax.legend(loc="upper left", fontsize=7, frameon=False, title="device", title_fontsize=7)
     fig.tight_layout()
-    return Picture(fig, "schedule")
+    return SchedulePicture(fig, "schedule")
