@@ -12,15 +12,17 @@ once, the way a framework's *placer* does before a graph runs::
 
 * where the data lives: placeholders (fed there), variables (their tensor lives there), an
   ``assign`` (it writes its variable, so it runs on the variable's device);
-* what the caller expects: each output stays on the device the graph built it on;
-* what the user wrote: an explicit ``x.to(d)`` is a node pinned to ``d``, and ``pins=`` pins
-  ops by node (a ``Symbol``), by op name (``"matmul"``) or by a function ``node -> device or
-  None``;
+* what the user asks: ``pins=`` pins ops by node (a ``Symbol``), by op name (``"matmul"``) or
+  by a function ``node -> device or None``;
 * what cannot move without changing results: random draws (each device has its own generator),
   ops with other effects, and control flow (``cond``/``while`` with their subgraphs, ``get``).
 
-Constants are not pinned and never cost a transfer: each device that uses one gets its own
-copy, made once when the graph is compiled. Every other node is *free*.
+Each output must also end up where the graph built it (the caller reads it there): if it is
+computed elsewhere, a transfer brings it back. Constants are never pinned and never cost a
+transfer: each device that uses one gets its own copy, made once when the graph is compiled.
+The ``to_device`` nodes already in the graph (``x.to(d)``, which the builder needs whenever
+devices mix) are not pins: ``x.to(d)`` is the value ``x``, and placement makes the transfers
+the chosen devices need, no more. Every other node is *free*.
 
 **The policy.** A value used on a device other than its own is copied there once per run (one
 ``to_device`` node), and every user on that device reads the copy; so a value of ``b`` bytes
@@ -40,7 +42,8 @@ transfers instead. Sizes unknown until run time (``None``) count as 1.
   miss the best placement).
 
 What placement does not model: compute speed (pin the heavy ops to the fast device yourself)
-and memory capacity. A transfer happens right before its first user (it is placed there in the
+and memory capacity. Only the top-level graph is placed; a ``cond``/``while`` runs where it was
+built, its subgraphs with it. A transfer happens right before its first user (it is placed there in the
 node order). The placed graph computes the same values: only where they are computed changes.
 """
 from __future__ import annotations

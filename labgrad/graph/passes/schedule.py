@@ -30,9 +30,11 @@ relative order: reads of a variable (``variable`` nodes) and writes of it (``ass
 theirs, and state updates, random draws, other impure ops and control flow (``cond``,
 ``while``, which run their subgraphs as one step) keep theirs. Subgraphs keep their own order.
 
-``replay(graph, *feeds)`` runs the graph node by node as eager ops, in its order, dropping each
-value after its last use, so that ``lg.profiler.profile(profile_memory=True)`` measures the
-live memory of that order with the profiler's memory timeline.
+Measuring it: ``with lg.profiler.profile(profile_memory=True) as prof: executable(x)`` records
+every compiled node and follows each array it returns, so ``prof.memory.peak_bytes`` is the
+measured peak of the executable's order. ``replay(graph, *feeds)`` does the same for any graph
+without compiling it: it runs the nodes one by one as eager ops, in order, dropping each value
+after its last use.
 """
 from __future__ import annotations
 
