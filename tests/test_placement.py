@@ -243,3 +243,17 @@ def test_placement_on_a_real_gpu():
     f = lg.compile(y, placement={"matmul": "cuda"})
     xv = np.random.default_rng(2).standard_normal((8, 4)).astype(np.float32)
     np.testing.assert_allclose(f(xv).numpy(), plain(xv).numpy(), rtol=1e-5)
+
+
+def test_jit_takes_a_placement_too(fake_cuda):
+    w = lg.Variable(lg.full((4, 3), 0.5), name="w")
+
+    def f(x):
+        return (x @ w).relu().sum()
+
+    placed = lg.jit(f, placement={"matmul": fake_cuda})
+    plain = lg.jit(f)
+    xv = lg.tensor(np.arange(8.0, dtype=np.float32).reshape(2, 4))
+    np.testing.assert_allclose(placed(xv).numpy(), plain(xv).numpy(), rtol=1e-6)
+    assert placed.executable.reports[0].name == "place"
+    assert {str(n.device) for n in placed.graph.nodes if n.op_name == "matmul"} == {fake_cuda}

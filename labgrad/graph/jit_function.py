@@ -29,7 +29,7 @@ from ..ops.registry import Aval
 from ..tensor import Tensor
 from .executable import Executable
 from .ir import ROOT, Graph, Node, collect
-from .passes import lower
+from .passes import lower, placer, resolve
 from .signature import closest, describe_change, flatten, leaf_signature, paths, unflatten
 from .symbol import Symbol
 from .tracer import Tracer, discover_names
@@ -239,7 +239,7 @@ def _identifier(name):
     return name if name and not name[0].isdigit() else "_" + name
 
 
-def jit(fn=None, *, passes=None):
+def jit(fn=None, *, passes=None, placement=None):
     """Trace ``fn`` into a graph on its first call for each signature, then run compiled code.
 
     >>> @lg.jit
@@ -250,7 +250,11 @@ def jit(fn=None, *, passes=None):
 
     ``passes`` chooses the optimization passes, as in ``lg.compile`` (``@lg.jit(passes=())``:
     none; default: the full pipeline); ``f.executable.reports`` says what they did.
+    ``placement`` (pins such as ``{"matmul": "cuda"}``) places each traced graph first, as in
+    ``lg.compile``.
     """
+    if placement is not None and placement is not False:
+        passes = [placer(None if placement is True else placement)] + resolve(passes)
     if fn is None:
         return lambda f: JitFunction(f, passes=passes)
     return JitFunction(fn, passes=passes)
