@@ -13,6 +13,12 @@
    percent on its own, more than what is measured here).
 2. ``on``: the same op inside ``lg.profiler.profile()``, with and without the memory
    timeline, relative to the op with no profile (in this process).
+3. ``compiled``: a compiled training step (the digits MLP 64-128-10 at batch 32, SGD, as in
+   ``static.py``) called with no profile, against the same step with labgrad as it was before
+   compiled code could be profiled (the parent of the commit that added
+   ``Profile.node_begin``), alternating processes as in 1 (target: no more than 3% slower); and
+   the step inside ``lg.profiler.profile()``, which runs the profiled version of the code (one
+   event per node or fused kernel), relative to no profile.
 
 Run: ``python benchmarks/profiler.py``; writes ``benchmarks/results/profiler.json``.
 """
@@ -48,12 +54,36 @@ print(json.dumps({{"profiler_imported": "labgrad.profiler" in sys.modules, "file
 """
 
 
-def baseline_tree(tmp):
-    """labgrad from the commit before ``labgrad/profiler`` was added, or ``None``."""
+COMPILED_CHILD = r"""
+import sys, json
+sys.path.insert(0, {bench!r})
+import _timing
+import numpy as np
+import labgrad as lg
+import labgrad.functional as F
+rng = np.random.default_rng(0)
+x = lg.placeholder((32, 64), "float32", name="x")
+t = lg.placeholder((32,), "int64", name="t")
+vs = [lg.Variable(lg.tensor(rng.standard_normal(s).astype(np.float32) * 0.1), name=n)
+      for s, n in (((64, 128), "w1"), ((128,), "b1"), ((128, 10), "w2"), ((10,), "b2"))]
+loss = F.cross_entropy(F.relu(x @ vs[0] + vs[1]) @ vs[2] + vs[3], t)
+grads = lg.gradients(loss, vs)
+step = lg.compile(loss, inputs=[x, t], updates=[lg.assign(v, v - 0.01 * g) for v, g in zip(vs, grads)])
+X, T = rng.standard_normal((32, 64)).astype(np.float32), rng.integers(0, 10, 32)
+r = _timing.compare({{"step": lambda: step(X, T)}}, rounds={rounds})
+print(json.dumps({{"profiled_version": hasattr(step, "profiled_code"), "step_s": r["step"]["min_s"]}}))
+"""
+
+
+def baseline_tree(tmp, marker="labgrad/profiler/__init__.py", grep=None):
+    """labgrad from the commit before ``marker`` was added (or, with ``grep``, before the first
+    commit whose diff adds that text), or ``None``."""
     try:
-        added = subprocess.run(["git", "log", "--diff-filter=A", "--format=%H", "--",
-                                "labgrad/profiler/__init__.py"], cwd=ROOT, capture_output=True,
-                               text=True, check=True).stdout.split()
+        if grep is None:
+            cmd = ["git", "log", "--diff-filter=A", "--format=%H", "--", marker]
+        else:
+            cmd = ["git", "log", "-S", grep, "--format=%H", "--", marker]
+        added = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
         if not added:
             return None, None
         rev = added[-1] + "^"
@@ -65,9 +95,9 @@ def baseline_tree(tmp):
         return None, None
 
 
-def child(tree, rounds):
+def child(tree, rounds, template=CHILD):
     env = dict(os.environ, PYTHONPATH=tree)
-    code = CHILD.format(bench=os.path.join(ROOT, "benchmarks"), rounds=rounds)
+    code = template.format(bench=os.path.join(ROOT, "benchmarks"), rounds=rounds)
     out = subprocess.run([sys.executable, "-c", code], env=env, cwd=tempfile.gettempdir(),
                          capture_output=True, text=True, check=True).stdout
     return json.loads(out.strip().splitlines()[-1])
@@ -114,6 +144,40 @@ def measure_on():
             "slowdown_when_on_with_memory": r["on_with_memory"]["median_s"] / 100 / off}
 
 
+def measure_compiled():
+    """The compiled step, profiler off, against labgrad before compiled profiling (case 3)."""
+    off = None
+    with tempfile.TemporaryDirectory() as tmp:
+        base, rev = baseline_tree(tmp, "labgrad/profiler/profile.py", grep="def node_begin")
+        if base is not None:
+            repeats, rounds = (2, 3) if _timing.QUICK else (6, 9)
+            runs = {"with_compiled_profiling": [], "before": []}
+            for i in range(repeats):
+                order = [("with_compiled_profiling", ROOT), ("before", base)]
+                for name, tree in (order if i % 2 == 0 else order[::-1]):
+                    r = child(tree, rounds, COMPILED_CHILD)
+                    assert r["profiled_version"] == (name == "with_compiled_profiling"), r
+                    runs[name].append(r)
+            best = {k: min(r["step_s"] for r in v) for k, v in runs.items()}
+            change = best["with_compiled_profiling"] / best["before"] - 1
+            off = {"baseline_rev": rev, "step_s": best, "change": change,
+                   "target": f"slower by less than {TARGET:.0%}", "met": change < TARGET, "runs": runs}
+    ns = {}
+    exec(COMPILED_CHILD.split("r = _timing")[0].replace("{bench!r}", repr(os.path.join(ROOT, "benchmarks"))), ns)
+    step, X, T = ns["step"], ns["X"], ns["T"]
+
+    def profiled():
+        with lg.profiler.profile(profile_memory=False):
+            for _ in range(20):
+                step(X, T)
+    r = _timing.compare({"off": lambda: step(X, T), "on": profiled})
+    with lg.profiler.profile(profile_memory=False) as prof:
+        step(X, T)
+    return {"off": off, "step_off_s": r["off"]["median_s"], "step_on_s": r["on"]["median_s"] / 20,
+            "slowdown_when_on": r["on"]["median_s"] / 20 / r["off"]["median_s"],
+            "events_per_step": len(prof.events), "nodes": len(step.graph.nodes)}
+
+
 def main():
     print(f"profiler overhead: numpy {np.__version__}, labgrad {lg.__version__}"
           f"{', QUICK mode' if _timing.QUICK else ''}")
@@ -134,9 +198,21 @@ def main():
                  f"{on['slowdown_when_on_with_memory']:.2f}x", ""])
     print()
     _timing.print_table(["x + x, shape (4,), requires grad", "time/op", "relative", "target"], rows)
+    compiled = measure_compiled()
+    rows = []
+    c_off = compiled["off"]
+    if c_off is not None:
+        rows.append(["off: labgrad before compiled profiling (fastest)", _timing.fmt_time(c_off["step_s"]["before"]), "", ""])
+        rows.append(["off: labgrad with it (fastest)", _timing.fmt_time(c_off["step_s"]["with_compiled_profiling"]),
+                     f"{c_off['change']:+.1%}", f"< +3%: {'yes' if c_off['met'] else 'NO'}"])
+    rows.append(["on: no profile (this process)", _timing.fmt_time(compiled["step_off_s"]), "1.00x", ""])
+    rows.append([f"on: profile(), {compiled['events_per_step']} events per step",
+                 _timing.fmt_time(compiled["step_on_s"]), f"{compiled['slowdown_when_on']:.2f}x", ""])
+    print()
+    _timing.print_table(["compiled MLP step, batch 32", "time/step", "relative", "target"], rows)
     path = _timing.write_results("profiler", {"benchmark": "profiler",
                                               "environment": _timing.environment({"labgrad": lg.__version__}),
-                                              "results": {"off": off, "on": on}})
+                                              "results": {"off": off, "on": on, "compiled": compiled}})
     print(f"wrote {path}")
     return 0
 

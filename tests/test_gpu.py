@@ -113,3 +113,16 @@ def test_device_timer_measures_gpu_work():
     elapsed = timer.stop()
     assert isinstance(elapsed, float) and 0 < elapsed < 10
     lg.cuda.synchronize()
+
+
+def test_compiled_code_on_the_gpu_is_profiled_per_kernel_with_device_time():
+    a = lg.placeholder((1 << 16,), name="a", device="cuda")
+    b = lg.placeholder((1 << 16,), name="b", device="cuda")
+    f = lg.compile(((a * b + 1).tanh() * 2).sum())
+    x = lg.randn(1 << 16, device="cuda")
+    f(x, x)
+    with lg.profiler.profile() as prof:
+        f(x, x)
+    kernels = [e for e in prof.events if e.category == "kernel"]
+    assert kernels and all(e.device == "cuda:0" and e.dur > 0 for e in kernels)
+    assert any(e.name.startswith("fused_") for e in kernels)

@@ -74,7 +74,8 @@ class ProfileView:
     forward ops blue, backward orange, ranges grey, communication purple, kernels green),
     ``roofline()`` (ops by arithmetic intensity and attained flop/s under the measured roofs),
     ``memory()`` (bytes live over time, the peak marked). ``table()`` is ``prof.table``.
-    ``heat(loss)`` gives per-op times for ``viz.draw(loss, heat=...)``.
+    ``heat(loss)`` gives per-op times for ``viz.draw(loss, heat=...)`` (``heat(step)`` per node of a
+    compiled or jitted step).
     """
 
     def __init__(self, prof, peaks=None, top=12):

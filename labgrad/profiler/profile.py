@@ -196,7 +196,9 @@ class Profile(Hook):
         """Open the event of one compiled node or fused kernel (``info``: its ``NodeInfo``)."""
         index = self._open(info.name, "kernel", None, info.device)
         event = self.events[index]
-        event.flops, event.bytes, event.args, event.scope = info.flops, info.bytes, info.args, info.scope
+        event.args, event.scope = info.args, info.scope
+        if self.with_cost:
+            event.flops, event.bytes = info.flops, info.bytes
         if self.record_shapes:
             event.shapes, event.dtypes = info.shapes, info.dtypes
         timer = info.timer()

@@ -392,6 +392,9 @@ def _drop_unprofitable_buffers(graph, p, last):
             best = peak
             p.out, p.buffers = kept_out, trial.buffers
             p.inplace = {k: v for k, v in p.inplace.items() if k in kept_out}
+    # (one at a time may stop early: never be worse than no buffers at all)
+    if best > _planned_peak(graph, MemoryPlan(into_variable=p.into_variable), allocs, release):
+        p.out, p.buffers, p.inplace = {}, [None] * len(p.buffers), {}
     # number the buffers that are left 0, 1, ...
     renumber = {}
     for b, buf in enumerate(p.buffers):
