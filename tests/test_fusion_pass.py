@@ -115,6 +115,19 @@ def test_a_group_never_swallows_a_path_that_leaves_and_comes_back():
     same(f, lg.compile(z, passes=()), *feeds((3, 3)))
 
 
+def test_two_groups_never_need_each_other():
+    # w1 would join ge's group and read p's group through p.T; w2 would join p's group and
+    # read ge's group through ge.T: the two kernels would each have to run first
+    x, y = lg.placeholder((3, 3), name="x"), lg.placeholder((3, 3), name="y")
+    p, ge = x + 1.0, y > 0
+    outs = [lg.where(ge, p.T, 0.0), lg.where(ge.T, 0.0, p)]
+    f = lg.compile(outs, passes=FUSE)
+    f.graph.verify()
+    fuse = next(r for r in f.reports if r.name == "fuse")
+    assert any("would make a cycle" in why for _, why in fuse.not_fused)
+    same(f, lg.compile(outs, passes=()), *feeds((3, 3), (3, 3)))
+
+
 def test_a_lone_ufunc_is_left_alone_but_a_lone_multi_pass_op_is_a_kernel():
     a = lg.placeholder((4,), name="a")
     f = lg.compile(a + 1.0, passes=FUSE)

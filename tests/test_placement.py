@@ -13,7 +13,7 @@ import labgrad as lg
 import labgrad.backends as backends_module
 from labgrad.graph.codegen import _may_alias
 from labgrad.graph.executable import Executable
-from labgrad.graph.passes import DEFAULT_PIPELINE, describe_placement, place, transfers
+from labgrad.graph.passes import describe_placement, place, transfers
 from labgrad.graph.passes.place import choose_devices, pinned_devices, transfer_cost
 
 from conftest import FakeDeviceBackend
@@ -209,12 +209,6 @@ def test_three_devices_use_a_local_search_and_still_compute_the_same(fake_cuda, 
 
 # ---------------------------------------------------------------- random programs
 
-# The elementwise fusion pass can make a cycle when two groups each reach the other through a
-# non-elementwise node (a transfer, a transpose); placement makes such graphs often, so the
-# random programs run the pipeline without it (known issue, reported; the hand-made graphs
-# above run the whole default pipeline).
-NO_FUSION = [p for p in DEFAULT_PIPELINE if p != "fuse"]
-
 @settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(programs())
 def test_placing_random_programs_changes_no_result(fake_cuda, prog):
@@ -227,7 +221,7 @@ def test_placing_random_programs_changes_no_result(fake_cuda, prog):
     want = [o.numpy() for o in base(*feeds)]
     want_w = w.value.numpy().copy()
     for pins in ({"mul": fake_cuda}, {lambda n: fake_cuda if n.op_name != "add" else None: None}):
-        f = lg.compile(outputs, inputs=xs, updates=updates, placement=pins, passes=NO_FUSION)
+        f = lg.compile(outputs, inputs=xs, updates=updates, placement=pins)
         w.value.data[...] = w0
         got = [o.numpy() for o in f(*feeds)]
         for a, b, aliased in zip(got, want, live):
