@@ -251,3 +251,17 @@ def test_jit_takes_a_placement_too(fake_cuda):
     np.testing.assert_allclose(placed(xv).numpy(), plain(xv).numpy(), rtol=1e-6)
     assert placed.executable.reports[0].name == "place"
     assert {str(n.device) for n in placed.graph.nodes if n.op_name == "matmul"} == {fake_cuda}
+
+
+def test_a_drawing_of_a_placed_graph_marks_each_nodes_device(fake_cuda):
+    import viz
+    from viz import style
+
+    x, y = mlp(fake_cuda)
+    f = lg.compile(y, placement={"matmul": fake_cuda})
+    dot = viz.draw(f).dot
+    devices = ["cpu", fake_cuda]
+    assert f">{fake_cuda}</font>" in dot and ">cpu</font>" in dot
+    assert style.device_color(fake_cuda, devices) in dot and style.device_color("cpu", devices) in dot
+    z = lg.placeholder((3,), name="z")
+    assert ">cpu</font>" not in viz.draw(lg.compile((z * 2).sum())).dot    # one device: unmarked

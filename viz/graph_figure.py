@@ -204,6 +204,9 @@ class _GraphDrawing:
         self.grouped = options.group if options.group is not None else ops > COMPACT_OPS
         self.visible, self.hidden = self._cut(graph, options.depth)
         self.ellipsis = None
+        # a graph on several devices (placement): each node outlined and labelled by its device
+        found = {str(n.device) for n in graph.nodes}
+        self.devices = sorted(found, key=lambda d: (d != "cpu", d)) if len(found) > 1 else None
 
     # ---- which top-level nodes to show (``depth``)
     @staticmethod
@@ -275,6 +278,7 @@ class _GraphDrawing:
             attrs.update(penwidth=graph_style.OUTPUT_PEN, color=attrs.get("color", style.INK)
                          if kind == "assign" else style.INK)
         label = _with_heat(node_label(node, self.options, index), attrs, self.options.heat_of(node))
+        label = self.with_device(label, attrs, node)
         self.ids[id(node)] = me = self.fig.add_node(label, attrs, scope=scope,
                                                    highlight=_origin(node) in self.hot)
         if kind == "assign":
@@ -288,6 +292,15 @@ class _GraphDrawing:
         for position, x in enumerate(ins):
             attrs = {"label": str(position)} if numbered else {}
             self.fig.add_edge(self.source(x, scope), me, attrs)
+
+    def with_device(self, label, attrs, node):
+        """On a graph that mixes devices: the node's device under its label, in its colour,
+        which also outlines the node (transfers, ``to_device``, sit between two colours)."""
+        if self.devices is None or str(node.device) not in self.devices:
+            return label
+        color = style.device_color(node.device, self.devices)
+        attrs.update(color=color, penwidth="2")
+        return f"{label}<br/>{_small(str(node.device), 8, color)}"
 
     def source(self, x, scope):
         """The DOT id that feeds an input ``x``: its node's, a new box for a Python number, or
@@ -342,6 +355,7 @@ class _GraphDrawing:
             attrs.update(penwidth=graph_style.OUTPUT_PEN, color=style.INK)
         exit_label = [escape(kernel.name), _small(fmt_aval(node.aval))]
         label = _with_heat("<br/>".join(exit_label), attrs, self.options.heat_of(node))
+        label = self.with_device(label, attrs, node)
         self.ids[id(node)] = out = self.fig.add_node(label, attrs, scope=inner,
                                                      highlight=_origin(node) in self.hot)
         many = len(kernel.outputs) > 1

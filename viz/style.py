@@ -106,3 +106,13 @@ def heat_color(fraction) -> str:
     """Pale yellow (0, no time) to deep red-brown (1, the slowest op): ``viz.draw(..., heat=)``."""
     fraction = min(max(float(fraction), 0.0), 1.0)
     return HEAT_COLORS[min(int(fraction * len(HEAT_COLORS)), len(HEAT_COLORS) - 1)]
+
+
+#: outlines of nodes by device, when a drawing mixes devices (a placed graph): the CPU grey, then
+#: one colour per other device in the order they appear
+DEVICE_COLORS = ("#546e7a", "#2e7d32", "#6a1b9a", "#ef6c00", "#00838f")
+
+
+def device_color(device, devices) -> str:
+    """The outline colour of ``device`` among ``devices`` (sorted, ``cpu`` first)."""
+    return DEVICE_COLORS[devices.index(str(device)) % len(DEVICE_COLORS)]
