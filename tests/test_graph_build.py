@@ -233,6 +233,19 @@ def test_ops_whose_forward_is_not_one_expression_are_called_by_name():
     assert "softmax_forward(xp, a, axis=1)" in code
 
 
+
+def test_a_bias_gradient_is_written_as_a_product_with_ones():
+    # the column sums of a float matrix: BLAS reads it once (see codegen._specialized)
+    x = lg.placeholder((64, 8), name="x")
+    b = lg.Variable(lg.zeros(8), name="b")
+    loss = ((x + b) ** 2).sum()
+    f = lg.compile(lg.gradients(loss, [b]), inputs=[x], passes=())
+    assert "ones64 @ " in f.code
+    xv = np.random.default_rng(0).standard_normal((64, 8)).astype(np.float32)
+    np.testing.assert_allclose(f(xv)[0].numpy(), (2 * xv).sum(axis=0), rtol=1e-5, atol=1e-5)
+    ints = lg.placeholder((4, 3), "int64", name="i")
+    assert "@" not in lg.compile(lg.ops.sum_to(ints, shape=(3,)), passes=()).code
+
 # ---------------------------------------------------------------- errors while building
 
 def test_shape_errors_are_raised_while_the_graph_is_built_with_the_user_line():

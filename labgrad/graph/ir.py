@@ -567,7 +567,9 @@ def _check_aval(node, fail):
     for a in avals:
         if not isinstance(a, Aval):
             fail(f"%{node.id} ({node.op_name}) has no aval")
-        if a.device is not None and a.device != node.device:
+        # (a node with several outputs, a while loop carrying a CPU counter and a GPU tensor,
+        # may have them on different devices: each ``get`` says where its output lives)
+        if a.device is not None and a.device != node.device and not isinstance(aval, tuple):
             fail(f"%{node.id} ({node.op_name}) says it is on {node.device} but its aval on {a.device}")
     if kind == "op":
         try:
@@ -581,6 +583,8 @@ def _check_aval(node, fail):
         want = src.aval[node.attrs["index"]]
         if (want.shape, want.dtype) != (aval.shape, aval.dtype):
             fail(f"%{node.id} (get) is {fmt_aval(aval)} but output {node.attrs['index']} of %{src.id} is {fmt_aval(want)}")
+        if want.device is not None and want.device != node.device:
+            fail(f"%{node.id} (get) is on {node.device} but output {node.attrs['index']} of %{src.id} is on {want.device}")
     elif kind in ("assign", "stop_gradient"):
         src = node.inputs[0]
         if (src.aval.shape, src.aval.dtype) != (aval.shape, aval.dtype):
