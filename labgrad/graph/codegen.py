@@ -56,7 +56,7 @@ class _Program:
         self.namespace = {"Tensor": Tensor}
         self.line_nodes = {}         # (function index, line in function) -> (graph, node, input exprs)
         self._taken = set(self.namespace) | set(dir(builtins))
-        self._bound = {}             # id(value) -> name
+        self._bound = {}             # id(value), or ("ones", n, dtype) -> name
         self.kernels = {}            # fused kernel name -> its source (what a student reads)
 
     def bind(self, base, value):
@@ -68,6 +68,13 @@ class _Program:
         self.namespace[name] = value
         self._bound[key] = name
         return name
+
+    def ones(self, n, dtype):
+        """The name of a vector of ``n`` ones of ``dtype``, one per length and dtype."""
+        key = ("ones", n, np.dtype(dtype).str)
+        if key not in self._bound:
+            self._bound[key] = self.bind(f"ones{n}", np.ones(n, dtype))
+        return self._bound[key]
 
     def reserve(self, base):
         """A fresh name: not a builtin, keyword, or the local names ``v3``/``a0`` of the code."""
@@ -458,7 +465,7 @@ def _specialized(node, xp, args, program):
                 # the column sums of a matrix (a bias gradient) as a product with a vector of
                 # ones: BLAS reads the matrix once at memory speed; NumPy's reduction over the
                 # leading axis takes two to five times longer at these sizes
-                ones = program.bind(f"ones{shape[0]}", np.ones(shape[0], src.aval.dtype))
+                ones = program.ones(shape[0], src.aval.dtype)
                 return f"{ones} @ {args[0]}"
             return f"{xp}.sum({args[0]}, axis={axes!r})"
         return f"{xp}.sum({args[0]}, axis={axes!r}, keepdims=True).reshape({tuple(node.aval.shape)!r})"
