@@ -21,7 +21,7 @@ from ..errors import ShapeError
 
 def _fill(tensor, values):
     with no_grad():
-        tensor.copy_(values.data)
+        tensor.copy_(values)
     return tensor
 
 
