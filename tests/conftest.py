@@ -3,8 +3,9 @@
 Backend-independent tests take ``device`` and run once per available device: always ``cpu``,
 plus every CUDA GPU CuPy can see. Without a GPU, a single ``cuda`` case is reported as skipped
 with the reason, so a test log always says why the GPU was not exercised.
-``LABGRAD_TEST_FAKE_DEVICE=1 pytest`` adds a fake second device (``fake_cuda``) to ``device``, so
-device placement is exercised everywhere on a machine without a GPU.
+The fake second device (``fake_cuda``, NumPy arrays that say ``cuda:7``) is in ``device`` too,
+so device placement is exercised everywhere on a machine without a GPU;
+``LABGRAD_TEST_FAKE_DEVICE=0 pytest`` leaves it out.
 """
 from __future__ import annotations
 
@@ -56,7 +57,7 @@ def labgrad_import_failures():
 
 def _device_params():
     params = [pytest.param("cpu", id="cpu")]
-    if os.environ.get("LABGRAD_TEST_FAKE_DEVICE"):   # every device test also on the fake cuda:7
+    if os.environ.get("LABGRAD_TEST_FAKE_DEVICE", "1") != "0":   # every device test also on the fake cuda:7
         params.append(pytest.param(FAKE_DEVICE, id=f"fake-{FAKE_DEVICE}"))
     gpus = [str(d) for d in lg.available_devices() if d.type == "cuda"]
     if gpus:
