@@ -110,3 +110,23 @@ def fake_cuda(monkeypatch):
     table[dev] = FakeDeviceBackend(dev)
     monkeypatch.setattr(backends_module, "_backends", table)
     return FAKE_DEVICE
+
+
+@pytest.fixture
+def jitted_step():
+    """A small MLP training step under ``lg.jit``, traced once: ``(step, x, t)``."""
+    lg.manual_seed(0)
+    model = lg.nn.Sequential(lg.nn.Linear(4, 8), lg.nn.ReLU(), lg.nn.Linear(8, 2))
+    opt = lg.optim.SGD(model.parameters(), lr=0.1)
+
+    @lg.jit
+    def step(x, t):
+        opt.zero_grad()
+        loss = lg.functional.cross_entropy(model(x), t)
+        loss.backward()
+        opt.step()
+        return loss
+
+    x, t = lg.randn(5, 4), lg.tensor([0, 1, 0, 1, 1])
+    step(x, t)
+    return step, x, t

@@ -109,20 +109,8 @@ def test_chrome_trace_of_a_compiled_run_nests_kernels_in_the_run(tmp_path):
         assert e["cat"] == "kernel" and run["ts"] <= e["ts"] and e["ts"] + e["dur"] <= run["ts"] + run["dur"] + 1e-3
 
 
-def test_jit_runs_are_profiled_per_kernel_after_the_first_call():
-    model = lg.nn.Sequential(lg.nn.Linear(4, 8), lg.nn.ReLU(), lg.nn.Linear(8, 2))
-    opt = lg.optim.SGD(model.parameters(), lr=0.1)
-
-    @lg.jit
-    def step(x, t):
-        opt.zero_grad()
-        loss = F.cross_entropy(model(x), t)
-        loss.backward()
-        opt.step()
-        return loss
-
-    x, t = lg.randn(5, 4), lg.tensor([0, 1, 0, 1, 1])
-    step(x, t)
+def test_jit_runs_are_profiled_per_kernel_after_the_first_call(jitted_step):
+    step, x, t = jitted_step
     with lg.profiler.profile() as prof:
         step(x, t)
     assert {e.category for e in prof.events} == {"graph", "kernel"}
