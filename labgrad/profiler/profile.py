@@ -7,8 +7,8 @@ installed, so the eager hot path pays one empty-tuple check, as it does anyway.
 
 Compiled code is profiled per node. ``codegen.generate(..., profile=True)`` writes a second
 version of the program with a ``node_begin``/``node_end`` pair around each node (an op, a fused
-kernel, a cond or while) and a ``graph_begin``/``graph_end`` pair around the run; the
-``Executable`` runs that version only while a profile is active, and the plain one otherwise.
+kernel, a cond or while); the ``Executable`` runs that version, between ``graph_begin`` and
+``graph_end``, only while a profile is active, and the plain one otherwise.
 So profiled compiled code costs nothing when the profiler is off: no check per node, one
 check of the installed hooks per call. The facts of each node (its name, device, flops and
 bytes from the ops' ``cost`` rules, shapes) are worked out once, when the code is generated
@@ -174,7 +174,8 @@ class Profile(Hook):
 
     # ---- compiled code (see the module docstring)
     def graph_begin(self, info):
-        """Open the span of one run of a compiled graph; returns its event index."""
+        """Open the span of one run of a compiled graph; returns the span, to close with
+        ``graph_end`` (or ``graph_abort`` if the run fails)."""
         index = self._open(info.name, "graph", None, info.device)
         event = self.events[index]
         event.args = info.args

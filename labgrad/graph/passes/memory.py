@@ -36,10 +36,10 @@ Without a plan every op allocates a fresh array for its result, on every call. T
 
 The plan is attached to the graph (``graph.memory_plan``, a ``MemoryPlan``); the code generator
 writes ``out=bufN`` where it says, and deletes each value's name after ``last_use`` (its
-``del`` lines come from this liveness, not from an analysis of its own). The report gives the planned peak memory of intermediates
-before (every result a fresh array that lives to the end of the run: nothing planned) and
-after (the buffers plus what is still allocated fresh, freed after its last use), and the
-kernel counts. ``MemoryPlan.peak_freed`` is the peak with fresh arrays freed after their last
+``del`` lines come from this liveness, not from an analysis of its own). The report gives the
+planned peak memory of intermediates before (every result a fresh array that lives to the end
+of the run: nothing planned) and after (the buffers plus what is still allocated fresh, freed
+after its last use), and the kernel counts. ``MemoryPlan.peak_freed`` is the peak with fresh arrays freed after their last
 use but no buffer reuse (what the generated ``del`` lines alone give).
 """
 from __future__ import annotations
