@@ -246,11 +246,13 @@ class _FunctionWriter:
         in_device = next((x.device for x in node.inputs if isinstance(x, Node)), node.device)
         xp = self.xp(in_device)
         buf = self.buffer(node)
-        if op.name == "linear":     # the product (into its buffer, if planned), then the
-            name = self.local(node)  # bias and relu in place: one loop when Numba is here
-            self.names[node.id] = name
-            self.args[node.id] = args
-            out = "" if buf is None else f", out={buf}"
+        name = self.local(node)
+        self.names[node.id] = name
+        self.args[node.id] = args
+        out = "" if buf is None else f", out={buf}"
+        if op.name == "linear":
+            # the product (into its buffer, if planned), then bias and relu in place (one
+            # loop when Numba is here)
             lines = [f"{name} = {xp}.matmul({args[0]}, {args[1]}{out})"]
             bias_relu = self.bias_relu(node) if node.attrs["relu"] else None
             if bias_relu is not None:
@@ -260,38 +262,23 @@ class _FunctionWriter:
                 if node.attrs["relu"]:
                     lines.append(f"{xp}.maximum({name}, 0, out={name})")
             self.add(lines, node, set(args), name)
-            return
-        if buf is not None:
-            name = self.local(node)
-            self.names[node.id] = name
-            self.args[node.id] = args
-            if op.name == "fma":        # the product into the buffer, then the add in place
-                lines = [f"{name} = {xp}.multiply({args[0]}, {args[1]}, out={buf})",
-                         f"{xp}.add({name}, {args[2]}, out={name})"]
-                self.add(lines, node, set(args), name)
-                return
+        elif op.name == "fma" and (buf is not None or product_fits(node)):
+            # the product (into its buffer, if planned), then the add in place: no temporary
+            self.add([f"{name} = {xp}.multiply({args[0]}, {args[1]}{out})",
+                      f"{xp}.add({name}, {args[2]}, out={name})"], node, set(args), name)
+        elif buf is not None:
             ufunc = "matmul" if op.name == "matmul" else "maximum" if op.name == "relu" else op.ufunc
             extra = ", 0" if op.name == "relu" else ""
-            self.add(f"{name} = {xp}.{ufunc}({', '.join(args)}{extra}, out={buf})", node, set(args), name)
-            return
-        if op.name == "fma" and product_fits(node):   # a fresh product, then the add into it
-            name = self.local(node)
-            self.names[node.id] = name
-            self.args[node.id] = args
-            self.add([f"{name} = {xp}.multiply({args[0]}, {args[1]})",
-                      f"{xp}.add({name}, {args[2]}, out={name})"], node, set(args), name)
-            return
-        expr = _specialized(node, xp, args, self.p)
-        if expr is None:
-            expr = inline_forward(op, xp, args, node.attrs, self.p)
-        if expr is None:
-            fn = self.p.bind(f"{op.name}_forward", op.forward)
-            parts = [xp] + args + [f"{k}={self.p.literal(k, v)}" for k, v in node.attrs.items()]
-            expr = f"{fn}({', '.join(parts)})"
-        name = self.local(node)
-        self.names[node.id] = name
-        self.args[node.id] = args
-        self.add(f"{name} = {expr}", node, set(args), name)
+            self.add(f"{name} = {xp}.{ufunc}({', '.join(args)}{extra}{out})", node, set(args), name)
+        else:
+            expr = _specialized(node, xp, args, self.p)
+            if expr is None:
+                expr = inline_forward(op, xp, args, node.attrs, self.p)
+            if expr is None:
+                fn = self.p.bind(f"{op.name}_forward", op.forward)
+                parts = [xp] + args + [f"{k}={self.p.literal(k, v)}" for k, v in node.attrs.items()]
+                expr = f"{fn}({', '.join(parts)})"
+            self.add(f"{name} = {expr}", node, set(args), name)
 
     def fused(self, node):
         """One call to the kernel the backend compiled for the group: ``v7 = fused_3f2a1c(v1, v2)``."""
