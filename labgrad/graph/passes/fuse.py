@@ -153,21 +153,26 @@ def elementwise_fusion(graph):
     gdeps = {}             # root -> groups the group, run as one kernel, needs first
 
     def needs(ext):
-        """Groups that values ``ext`` depend on, directly or through other groups run as
-        units: a group that absorbed a member later may need more than its members did when
-        ``anc`` was recorded, so the group-to-group needs are followed to the end."""
-        start = set()
+        """The groups that values ``ext`` depend on directly (as ``anc`` recorded them)."""
+        direct = set()
         for x in ext:
-            start |= {find(a) for a in anc[x.id]}
+            direct |= {find(a) for a in anc[x.id]}
             if x.id in group:
-                start.add(find(group[x.id]))
-        seen, stack = set(), list(start)
+                direct.add(find(group[x.id]))
+        return direct
+
+    def needed_through(groups):
+        """``groups`` and every group they need, run as units: a group that absorbed a member
+        later may need more than its members did when ``anc`` was recorded, so the
+        group-to-group needs are followed to the end."""
+        seen, stack = set(), list(groups)
         while stack:
             g = stack.pop()
             if g not in seen:
                 seen.add(g)
                 stack.extend(find(h) for h in gdeps.get(g, ()))
-        return start, seen
+        return seen
+
     for node in nodes:
         deps = set()
         for x in node.input_nodes:
@@ -195,7 +200,7 @@ def elementwise_fusion(graph):
                 for m in members[h]:
                     ext += [x for x in nodes[m].input_nodes
                             if x.id not in group or find(group[x.id]) not in trial]
-            if not (needs(ext)[1] & trial):     # (else the group would need itself)
+            if not (needed_through(needs(ext)) & trial):   # (else the group would need itself)
                 chosen.append(g)
             else:
                 not_fused.setdefault(node.id, f"{node.op_name}: joining the group of "
@@ -209,7 +214,7 @@ def elementwise_fusion(graph):
             members[gid].extend(members.pop(g))
         members[gid].append(node.id)
         group[node.id] = gid
-        own = needs([x for x in node.input_nodes if x.id not in group or find(group[x.id]) != gid])[0]
+        own = needs([x for x in node.input_nodes if x.id not in group or find(group[x.id]) != gid])
         gdeps[gid] = ({find(h) for g in chosen for h in gdeps.pop(g, ())} | own) - {gid}
         if chosen:
             not_fused.pop(node.id, None)
