@@ -53,8 +53,8 @@ from ..ir import Graph, Node, input_aval
 from .fuse import kernel_count
 from .report import fmt_bytes, make_report
 
-__all__ = ["memory_planning", "MemoryPlan", "liveness", "alias_roots", "may_alias", "writes_out",
-           "product_fits"]
+__all__ = ["memory_planning", "MemoryPlan", "liveness", "alias_roots", "release_points", "may_alias",
+           "writes_out", "product_fits"]
 
 #: ops known to return a fresh array (never their input's memory) when called normally
 _FRESH = {"matmul", "linear", "fused", "relu", "fma", "cross_entropy", "cross_entropy_grad",
@@ -228,7 +228,7 @@ def plan(graph):
                   and None not in n.aval.shape and n.aval.ndim >= 1 and n.id in last}
     roots = alias_roots(graph, candidates)
     # when each buffer's memory is free again: after the last use of every value that may alias it
-    release = _release(graph, last, candidates)
+    release = release_points(graph, last, candidates)
     free = {}                       # (dtype, device) -> [buffer indices]
     frees_at = {}                   # node index -> [(key, buffer)] released after it
     sizes = []                      # elements of each buffer (the most any of its values needs)
@@ -268,10 +268,13 @@ def plan(graph):
     p.recycle = {o.id for o in outs if writes_out(o) and not isinstance(o.aval, tuple)
                  and None not in o.aval.shape and o.aval.ndim >= 1 and o.id not in p.into_variable
                  and outs.count(o) == 1}
-    _drop_unprofitable_buffers(graph, p, last)
-    p.peak_naive, p.peak_freed, p.peak_planned = _peaks(graph, p, last)
+    allocs = [n for n in graph.nodes if n.kind == "fused" or (n.kind == "op" and not n.op.view)]
+    release = release_points(graph, last, {n.id for n in allocs})
+    _drop_unprofitable_buffers(graph, p, allocs, release)
+    p.peak_naive, p.peak_freed, p.peak_planned = _peaks(graph, p, allocs, release)
     outs = {o.id for o in graph.outputs if isinstance(o, Node)}
-    p.peak_naive_intermediates, _, p.peak_planned_intermediates = _peaks(graph, p, last, outs)
+    p.peak_naive_intermediates, _, p.peak_planned_intermediates = _peaks(
+        graph, p, [n for n in allocs if n.id not in outs], release)
     return p
 
 
@@ -335,20 +338,17 @@ def _updates_in_place(graph, p, protected):
             p.into_variable[u.id] = var
 
 
-def _peaks(graph, p, last, leave_out=frozenset()):
-    """(nothing planned, fresh arrays freed after their last use, the plan); ``leave_out``:
-    node ids not counted. A fresh array is freed when no value that may share its memory
-    (a view of it) is read any more."""
-    allocs = [n for n in graph.nodes if (n.kind == "fused" or (n.kind == "op" and not n.op.view))
-              and n.id not in leave_out]
+def _peaks(graph, p, allocs, release):
+    """(nothing planned, fresh arrays freed after their last use, the plan) for the values
+    ``allocs`` (the nodes that allocate); ``release`` from ``release_points``: a fresh array
+    is freed when no value that may share its memory (a view of it) is read any more."""
     naive = sum(_nbytes(n.aval) for n in allocs)
-    release = _release(graph, last, {n.id for n in allocs})
-    freed = _simulate(graph, allocs, release, set())
-    return naive, freed, _planned_peak(graph, p, allocs, release)
+    return naive, _simulate(graph, allocs, release, set()), _planned_peak(graph, p, allocs, release)
 
 
-def _release(graph, last, owners):
-    """``{owner id: index of the node after which its memory is free}`` (views followed)."""
+def release_points(graph, last, owners):
+    """``{owner id: index of the node after which its memory is free}``: after the last use
+    (``last``, from ``liveness``) of every value that may share its memory (views followed)."""
     roots = alias_roots(graph, owners)
     release = {}
     for n in graph.nodes:
@@ -377,11 +377,9 @@ def _planned_peak(graph, p, allocs, release):
     return pool + _simulate(graph, allocs, release, set(p.out) | set(p.into_variable))
 
 
-def _drop_unprofitable_buffers(graph, p, last):
+def _drop_unprofitable_buffers(graph, p, allocs, release):
     """Give back each buffer (largest first) whose values, made fresh and freed after their
     last use instead, lower the planned peak (see the module docstring, point 5)."""
-    allocs = [n for n in graph.nodes if n.kind == "fused" or (n.kind == "op" and not n.op.view)]
-    release = _release(graph, last, {n.id for n in allocs})
     best = _planned_peak(graph, p, allocs, release)
     for b in sorted(range(len(p.buffers)), key=lambda b: -_nbytes_of(p.buffers[b])):
         kept_out = {k: v for k, v in p.out.items() if v != b}

@@ -49,7 +49,7 @@ from ...dispatch import apply
 from ...ops.registry import Aval
 from ...tensor import Tensor
 from ..ir import Graph, Node
-from .memory import liveness
+from .memory import alias_roots, liveness, release_points
 from .report import fmt_bytes, make_report
 
 __all__ = ["schedule_memory", "memory_order", "dependencies", "live_memory", "schedule_table",
@@ -75,16 +75,9 @@ def _allocates(node):
 
 
 def _owners(graph):
-    """``{node id: set of allocating node ids whose memory the value may be}``."""
-    owners = {}
-    for n in graph.nodes:
-        if _allocates(n):
-            owners[n.id] = {n.id}
-        elif n.kind in ("placeholder", "variable", "constant", "arg", "assign"):
-            owners[n.id] = set()
-        else:                       # views, get, stop_gradient: the memory of their inputs
-            owners[n.id] = set().union(*[owners[x.id] for x in n.input_nodes])
-    return owners
+    """``{node id: set of allocating node ids whose memory the value may be}`` (views, ``get``,
+    ``stop_gradient``: the memory of their inputs; the memory pass's alias analysis)."""
+    return alias_roots(graph, {n.id for n in graph.nodes if _allocates(n)})
 
 
 @dataclass
@@ -106,12 +99,7 @@ class ScheduleStep:
 def live_memory(graph):
     """``[ScheduleStep, ...]``: the live bytes of running ``graph``'s nodes in its order (see
     the module docstring for what is counted)."""
-    last = liveness(graph)
-    owners = _owners(graph)
-    release = {}
-    for n in graph.nodes:
-        for o in owners[n.id]:
-            release[o] = max(release.get(o, n.id), last.get(n.id, n.id))
+    release = release_points(graph, liveness(graph), {n.id for n in graph.nodes if _allocates(n)})
     frees_at = {}
     for o, when in release.items():
         frees_at.setdefault(when, []).append(o)
