@@ -86,7 +86,7 @@ class Executable:
         graph = self.graph
         self._home = graph.outputs[0].device if graph.outputs else (graph.nodes[0].device if graph.nodes else CPU.device)
         self.code, self._fn, self._filename, self._line_map, self.kernels = self._load(profile=False)
-        self._profiled = None      # (code, function, file name, line map), made when first needed
+        self._profiled = None      # the profiled version, made when first needed
         self._feeds = [_Feed(n, i) for i, n in enumerate(graph.inputs)]
         self._by_name = {f.name: f for f in self._feeds if f.name}
         self._out_backends = [get_backend(o.device) for o in graph.outputs]
@@ -100,12 +100,17 @@ class Executable:
         exec(code, namespace)  # noqa: S102
         return source, namespace[fname], filename, line_map, kernels
 
+    def _profiled_version(self):
+        """``(source, function, file name, line map, NodeInfo of the run)``, made once."""
+        if self._profiled is None:
+            source, fn, filename, line_map, _ = self._load(profile=True)
+            self._profiled = (source, fn, filename, line_map, fn.__globals__["_graph_info"])
+        return self._profiled
+
     @property
     def profiled_code(self):
         """The source of the profiled version (an event around each node; see the docstring)."""
-        if self._profiled is None:
-            self._profiled = self._load(profile=True)[:4]
-        return self._profiled[0]
+        return self._profiled_version()[0]
 
     # ---- feeding
     @property
@@ -204,9 +209,8 @@ class Executable:
                 return self._fn(*arrays)
             except Exception as e:
                 raise self._explain(e) from e
-        self.profiled_code
-        _, fn, filename, line_map = self._profiled
-        span = prof.graph_begin(fn.__globals__["_graph_info"])
+        _, fn, filename, line_map, info = self._profiled_version()
+        span = prof.graph_begin(info)
         try:
             out = fn(*arrays, prof)
         except Exception as e:
